@@ -1,0 +1,92 @@
+"""Calibrated bounds: how large a statistic gets on a window of synthetic data alone.
+
+A window of n events drawn from the synthetic distribution has multinomial bin counts, so the
+null distribution of every binned statistic is known without any live data:
+
+- shares (out-of-range, unseen, out-of-vocabulary, wrong predictions, missing) are binomial, and
+  their bound is the exact binomial quantile;
+- PSI is simulated on multinomial windows drawn from the reference, and a scaled chi-square
+  fitted to the simulated values by moments gives the far tail that a few hundred draws cannot.
+
+The tail probability is the false-alarm rate divided by the number of tests in a window
+(Bonferroni), so a stable stream raises at most that rate of false alarms per window. Window
+sizes are rounded down to a geometric grid, which keeps the cache small and errs on the safe side.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from monitor.statistics import JUDGED, missing_rate, share
+
+DRAWS = 400
+GRID_STEPS_PER_DOUBLING = 8
+
+
+def grid(n: int) -> int:
+    """n rounded down to the geometric grid.
+
+    >>> [grid(n) for n in (1, 100, 5000)]
+    [1, 98, 4870]
+    """
+    if n <= 16:
+        return max(n, 1)
+    step = math.floor(math.log2(n) * GRID_STEPS_PER_DOUBLING) / GRID_STEPS_PER_DOUBLING
+    return int(2**step)
+
+
+class NullBounds:
+    """Caches, per channel, group, statistic and window size, the bound a stable stream stays under.
+
+    >>> bounds = NullBounds(tail=1e-4)
+    >>> reference = np.array([0.25, 0.25, 0.25, 0.25, 0.0])  # four bins, nothing missing
+    >>> novel = np.zeros(5, dtype=bool)
+    >>> small = bounds.bound("x", reference, novel, "psi", 200)
+    >>> large = bounds.bound("x", reference, novel, "psi", 20_000)
+    >>> 0 < large < small < 0.25
+    True
+    """
+
+    def __init__(self, tail: float, seed: int = 0) -> None:
+        self.tail = tail
+        self._rng = np.random.default_rng(seed)
+        self._cache: dict[tuple[str, str, int], float] = {}
+
+    def bound(self, key: str, reference: np.ndarray, novel: np.ndarray, statistic: str, n: int) -> float:
+        """The (1 - tail) quantile of `statistic` on n-event windows of the reference.
+
+        `n` counts the elements the statistic is about: the non-missing ones for distributions and
+        shares, all of them for the missing rate.
+        """
+        size = grid(n)
+        cache_key = (key, statistic, size)
+        if cache_key not in self._cache:
+            self._cache[cache_key] = self._compute(reference, novel, statistic, size)
+        return self._cache[cache_key]
+
+    def _compute(self, reference: np.ndarray, novel: np.ndarray, statistic: str, n: int) -> float:
+        if statistic == "missing_rate_change":
+            rate = float(missing_rate(reference))
+            # Judged on the absolute change: a two-sided binomial bound.
+            upper = scipy_stats.binom.ppf(1 - self.tail / 2, n, rate) / n - rate
+            lower = rate - scipy_stats.binom.ppf(self.tail / 2, n, rate) / n
+            return float(max(upper, lower))
+        if statistic != "psi":
+            rate = float(share(reference, novel))
+            return float(scipy_stats.binom.ppf(1 - self.tail, n, rate) / n - rate)
+        present = reference[:-1] / max(reference[:-1].sum(), 1e-300)
+        draws = self._rng.multinomial(n, present, size=DRAWS)
+        values = JUDGED["psi"](reference, np.column_stack((draws, np.zeros(DRAWS))), novel)
+        return scaled_chi_square_quantile(values, 1 - self.tail)
+
+
+def scaled_chi_square_quantile(values: np.ndarray, level: float) -> float:
+    """The `level` quantile of a * chi2(k) with a and k matched to the sample's mean and variance."""
+    mean, variance = float(np.mean(values)), float(np.var(values))
+    if mean <= 0 or variance <= 0:
+        return float(np.max(values))
+    scale, dof = variance / (2 * mean), 2 * mean * mean / variance
+    return float(scale * scipy_stats.chi2.ppf(level, dof))

@@ -1,0 +1,259 @@
+"""Channels: every monitored quantity as counts over a fixed set of bins.
+
+A feature becomes one or more channels: a numeric feature one, binned on the synthetic quantiles;
+a categorical feature one, binned on its synthetic categories; a text feature one per descriptor
+(length, tokens, non-ASCII, digit and uppercase shares) plus one for its vocabulary. Every channel
+ends with a `missing` bin, so a window is just an integer array per channel, and windows add up.
+
+Bins where the synthetic data has no mass (values outside the synthetic range, categories the
+generator never produced, words outside its vocabulary, wrong predictions) are the channel's
+*novel* bins.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from monitor.columns import Columns
+from monitor.spec import Spec
+
+ChannelKind = Literal["numeric", "categorical", "vocabulary", "performance"]
+DESCRIPTORS = ("length", "tokens", "non_ascii", "digits", "uppercase")
+QUANTILE_LEVELS = (0.005, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.995)
+TOKEN = re.compile(r"\w+")
+_DIGITS = str.maketrans("", "", "0123456789")
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One batch of a channel: the bin of each element; `owner` maps tokens back to their event."""
+
+    index: np.ndarray
+    values: np.ndarray | None = None
+    owner: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NumericBins:
+    """Bins: below the synthetic min, the quantile bins between min and max, above max, missing.
+
+    >>> bins = NumericBins(edges=np.array([0.0, 1.0, 2.0]), tails=(0.0, 2.0))
+    >>> bins.index(np.array([-1.0, 0.5, 2.0, 3.0, np.nan])).tolist()
+    [0, 1, 2, 3, 4]
+    """
+
+    edges: np.ndarray
+    tails: tuple[float, float]
+
+    @property
+    def interior(self) -> int:
+        return max(len(self.edges) - 1, 1)
+
+    @property
+    def size(self) -> int:
+        return self.interior + 3
+
+    def index(self, values: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(self.edges, values, side="right")
+        np.minimum(index, self.interior, out=index)
+        index[values > self.edges[-1]] = self.interior + 1
+        index[np.isnan(values)] = self.interior + 2
+        return index
+
+    @property
+    def novel(self) -> np.ndarray:
+        mask = np.zeros(self.size, dtype=bool)
+        mask[[0, self.interior + 1]] = True
+        return mask
+
+    @property
+    def tail(self) -> np.ndarray:
+        """Bins outside the synthetic [0.5%, 99.5%] quantiles: tails the generator rarely produced."""
+        lower, upper = (self.edges[:-1], self.edges[1:]) if len(self.edges) > 1 else (self.edges, self.edges)
+        inner = (upper <= self.tails[0]) | (lower >= self.tails[1])
+        return np.concatenate(([True], inner, [True, False]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"edges": self.edges.tolist(), "tails": list(self.tails)}
+
+    @classmethod
+    def from_sample(cls, sample: np.ndarray, low: float, high: float) -> NumericBins:
+        present = sample[~np.isnan(sample)]
+        levels = np.quantile(present, QUANTILE_LEVELS) if present.size else np.array([low, high])
+        edges = np.unique(np.concatenate(([low], levels, [high])))
+        tails = (float(levels[0]), float(levels[-1])) if present.size else (low, high)
+        return cls(edges=edges, tails=tails)
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryBins:
+    """Bins: the top synthetic categories, the other synthetic ones, unseen, missing."""
+
+    categories: tuple[str, ...]
+    known: frozenset[str]
+    lookup: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lookup", {c: i for i, c in enumerate(self.categories)})
+
+    @property
+    def size(self) -> int:
+        return len(self.categories) + 3
+
+    def index(self, values: np.ndarray) -> np.ndarray:
+        # Look up each distinct value once: batches repeat a few categories many times.
+        present = values != None  # noqa: E711 - elementwise comparison on an object array
+        index = np.full(len(values), self.size - 1, dtype=np.intp)
+        if present.any():
+            distinct, inverse = np.unique(values[present].astype(str), return_inverse=True)
+            other, unseen = len(self.categories), len(self.categories) + 1
+            codes = np.array([self.lookup.get(v, other if v in self.known else unseen) for v in distinct],
+                             dtype=np.intp)
+            index[present] = codes[inverse]
+        return index
+
+    def unseen(self, values: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return values[index == len(self.categories) + 1]
+
+    @property
+    def novel(self) -> np.ndarray:
+        mask = np.zeros(self.size, dtype=bool)
+        mask[len(self.categories) + 1] = True
+        return mask
+
+    def to_json(self) -> dict[str, Any]:
+        return {"categories": list(self.categories), "known": sorted(self.known)}
+
+
+@dataclass(frozen=True, slots=True)
+class VocabularyBins:
+    """Bins over tokens: in the synthetic vocabulary, out of it, and an unused missing bin."""
+
+    vocabulary: frozenset[str]
+    unseen_rate: float = 0.0  # Good-Turing chance that a fresh synthetic token is out of vocabulary
+    size: int = 3
+
+    def index(self, texts: np.ndarray) -> Encoded:
+        token_lists = [TOKEN.findall(t.lower()) if t is not None else () for t in texts]
+        counts = np.fromiter((len(t) for t in token_lists), dtype=np.intp, count=len(token_lists))
+        vocabulary = self.vocabulary
+        index = np.fromiter((w not in vocabulary for tokens in token_lists for w in tokens),
+                            dtype=np.intp, count=int(counts.sum()))
+        return Encoded(index=index, owner=np.repeat(np.arange(len(texts)), counts))
+
+    @property
+    def novel(self) -> np.ndarray:
+        return np.array([False, True, False])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"vocabulary": sorted(self.vocabulary), "unseen_rate": self.unseen_rate}
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceBins:
+    """Bins: prediction right, wrong, no ground truth yet."""
+
+    size: int = 3
+
+    @staticmethod
+    def index(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+        known = (labels != None) & (predictions != None)  # noqa: E711
+        return np.where(known, (labels != predictions).astype(np.intp), 2)
+
+    @property
+    def novel(self) -> np.ndarray:
+        return np.array([False, True, False])
+
+    def to_json(self) -> dict[str, Any]:
+        return {}
+
+
+Bins = NumericBins | CategoryBins | VocabularyBins | PerformanceBins
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A binned quantity of one feature, and the statistics it is judged on."""
+
+    name: str
+    feature: str
+    kind: ChannelKind
+    column: str
+    bins: Bins
+    judged: tuple[str, ...]
+    descriptor: str | None = None
+    second_column: str | None = None
+
+    def encode(self, columns: Columns, descriptors: dict[str, dict[str, np.ndarray]]) -> Encoded:
+        """The batch's bins; `descriptors` caches text descriptors shared by a feature's channels."""
+        values = columns[self.column]
+        bins = self.bins
+        if isinstance(bins, VocabularyBins):
+            return bins.index(values)
+        if isinstance(bins, PerformanceBins):
+            return Encoded(index=bins.index(values, columns[self.second_column]))  # type: ignore[index]
+        if isinstance(bins, CategoryBins):
+            return Encoded(index=bins.index(values))
+        if self.descriptor:
+            if self.column not in descriptors:
+                descriptors[self.column] = text_descriptors(values)
+            values = descriptors[self.column][self.descriptor]
+        return Encoded(index=bins.index(values), values=values)
+
+
+def text_descriptors(texts: np.ndarray) -> dict[str, np.ndarray]:
+    """Per text: length in characters, token count, and non-ASCII, digit and uppercase shares.
+
+    >>> {k: v.tolist() for k, v in text_descriptors(np.array(["Hi 42 ü", None], dtype=object)).items()}
+    {'length': [7.0, nan], 'tokens': [3.0, nan], 'non_ascii': [0.14285714285714285, nan], 'digits': [0.2857142857142857, nan], 'uppercase': [0.14285714285714285, nan]}
+    """
+    rows = [_describe(t) if t is not None else (np.nan,) * 5 for t in texts]
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), 5)
+    return {name: table[:, i] for i, name in enumerate(DESCRIPTORS)}
+
+
+def _describe(text: str) -> tuple[float, float, float, float, float]:
+    length = len(text)
+    if not length:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    non_ascii = length - len(text.encode("ascii", "ignore"))
+    digits = length - len(text.translate(_DIGITS))
+    upper = sum(map(str.isupper, text))
+    return float(length), float(len(TOKEN.findall(text))), non_ascii / length, digits / length, upper / length
+
+
+JUDGED = {
+    "numeric": ("psi", "out_of_range_share", "missing_rate_change"),
+    "descriptor": ("psi", "out_of_range_share"),
+    "categorical": ("psi", "unseen_share", "missing_rate_change"),
+    "vocabulary": ("oov_excess",),
+    "performance": ("accuracy_gap",),
+}
+
+
+def feature_kinds(spec: Spec) -> dict[str, str]:
+    """Every monitored feature and its kind, predictions and performance included."""
+    kinds: dict[str, str] = dict(spec.features)
+    if spec.prediction_label:
+        kinds["prediction.label"] = "categorical"
+    if spec.prediction_score:
+        kinds["prediction.score"] = "numeric"
+    if spec.label and spec.prediction_label:
+        kinds["performance"] = "performance"
+    return kinds
+
+
+def feature_columns(spec: Spec) -> dict[str, str]:
+    """The table column each monitored feature reads."""
+    columns = {name: name for name in spec.features}
+    if spec.prediction_label:
+        columns["prediction.label"] = spec.prediction_label
+    if spec.prediction_score:
+        columns["prediction.score"] = spec.prediction_score
+    if spec.label and spec.prediction_label:
+        columns["performance"] = spec.label
+    return columns

@@ -1,0 +1,139 @@
+"""`synthdrift check`: replays a file of live events through the statistics core, window by window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from monitor.analyzer import Analyzer, DriftSettings
+from monitor.events import EventParser, Invalid, to_columns
+from monitor.profile import Profile
+from monitor.severity import Severity
+
+MAX_REPORTED_INVALID = 1000  # invalid lines listed one by one; all are counted
+
+
+@dataclass
+class CheckReport:
+    profile: str
+    window: int
+    events: int = 0
+    invalid: int = 0
+    invalid_lines: list[dict[str, Any]] = field(default_factory=list)
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    detections: list[dict[str, Any]] = field(default_factory=list)
+    coverage_gaps: list[dict[str, Any]] = field(default_factory=list)
+    worst: Severity = Severity.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"profile": self.profile, "window": self.window, "events": self.events, "invalid": self.invalid,
+                "worst": str(self.worst), "windows": self.windows, "detections": self.detections,
+                "coverage_gaps": self.coverage_gaps, "invalid_lines": self.invalid_lines}
+
+
+def check(profile: Profile, lines: Iterable[bytes], window: int = 5000,
+          settings: DriftSettings | None = None) -> CheckReport:
+    """Runs every non-blank line of `lines` through validation and the core, `window` events at a time."""
+    parser = EventParser(profile.spec)
+    analyzer = Analyzer(profile, settings)
+    report = CheckReport(profile=profile.id, window=window)
+    whole = analyzer.sketcher.empty()
+    events: list[dict[str, Any]] = []
+    offsets: list[int] = []
+    invalid_in_window = 0
+    start = 0
+
+    def flush(end: int) -> None:
+        nonlocal whole
+        if events:
+            sketch, detections = analyzer.observe(to_columns(events, profile.spec), np.asarray(offsets))
+            whole = whole.merge(sketch)
+            report.detections += [{"feature": d.feature, "segment": None, "channel": d.channel, "signal": d.signal,
+                                   "detector": d.detector, "offset": d.offset} for d in detections]
+            results = analyzer.evaluate(sketch)
+            gaps = analyzer.coverage_gaps(sketch)
+        else:
+            results, gaps = [], []
+        worst = max((r.severity for r in results), default=Severity.OK)
+        report.worst = max(report.worst, worst)
+        report.windows.append({"start": start, "end": end, "events": len(events), "invalid": invalid_in_window,
+                               "worst": str(worst), "results": [r.to_json() for r in results],
+                               "coverage_gaps": [g.to_json() for g in gaps]})
+
+    offset = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        parsed = parser.parse(line.rstrip(b"\r\n"))
+        if isinstance(parsed, Invalid):
+            report.invalid += 1
+            invalid_in_window += 1
+            if len(report.invalid_lines) < MAX_REPORTED_INVALID:
+                report.invalid_lines.append({"line": number, "offset": offset, "reason": str(parsed.reason),
+                                             "detail": parsed.detail})
+        else:
+            events.append(parsed)
+            offsets.append(offset)
+        offset += 1
+        if offset - start == window:
+            flush(offset)
+            events, offsets, invalid_in_window, start = [], [], 0, offset
+    if offset > start:
+        flush(offset)
+    report.events = offset
+    report.coverage_gaps = [g.to_json() for g in analyzer.coverage_gaps(whole)]
+    return report
+
+
+def render_text(report: CheckReport) -> str:
+    """A readable summary: flagged features and segments worst first, detections, gaps, bad lines."""
+    lines = [f"synthdrift check: {report.events:,} events ({report.invalid:,} invalid) in {len(report.windows)} "
+             f"windows of {report.window:,}, against profile {report.profile}",
+             f"worst severity: {report.worst}", ""]
+    flagged: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+    pairs = set()
+    for index, window in enumerate(report.windows):
+        for result in window["results"]:
+            key = (result["feature"], _segment_name(result["segment"]))
+            pairs.add(key)
+            if result["severity"] != "ok":
+                flagged.setdefault(key, []).append((index, result))
+    if flagged:
+        rows = sorted(flagged.items(), key=lambda kv: (-max(Severity[r["severity"].upper()] for _, r in kv[1]),
+                                                       -len(kv[1]), kv[0]))
+        lines.append(f"{'feature':24} {'segment':20} {'worst':9} {'flagged':>9} {'from':>9}  worst statistic")
+        for (feature, segment), hits in rows:
+            worst = max(hits, key=lambda h: Severity[h[1]["severity"].upper()])[1]
+            statistic = worst["breaches"][0]
+            first = report.windows[hits[0][0]]["start"]
+            lines.append(f"{feature:24} {segment:20} {worst['severity']:9} {len(hits):>4}/{len(report.windows):<4} "
+                         f"{first:>9,}  {statistic} {worst['stats'][statistic]:.4g}")
+    lines.append(f"{len(pairs) - len(flagged)} of {len(pairs)} feature/segment pairs ok in every window")
+    if report.detections:
+        lines += ["", "detections (first per feature):"]
+        seen = set()
+        for d in report.detections:
+            if d["feature"] not in seen:
+                seen.add(d["feature"])
+                lines.append(f"  {d['feature']:24} {d['detector']} on {d['channel']} {d['signal']} at offset "
+                             f"{d['offset']:,}")
+    if report.coverage_gaps:
+        lines += ["", "coverage gaps (values the synthetic data never had):"]
+        lines += [f"  {g['field']}={g['value']}: {g['live_share']:.1%} of events" for g in report.coverage_gaps[:20]]
+    if report.invalid_lines:
+        lines += ["", "invalid lines:"]
+        lines += [f"  line {i['line']}: {i['reason']}: {i['detail']}" for i in report.invalid_lines[:20]]
+        if report.invalid > 20:
+            lines.append(f"  … {report.invalid - 20:,} more")
+    return "\n".join(lines)
+
+
+def _segment_name(segment: dict[str, str] | None) -> str:
+    return "all" if segment is None else ",".join(f"{k}={v}" for k, v in segment.items())
+
+
+def reached(report: CheckReport, fail_on: str | None) -> bool:
+    return fail_on is not None and report.worst >= Severity[fail_on.upper()]
+

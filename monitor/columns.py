@@ -1,0 +1,85 @@
+"""Columns: a batch of rows as one NumPy array per field, the shape every later step works on.
+
+Numeric fields become float64 with NaN for missing; every other field becomes an object array of
+`str` or `None`, so that `3`, `"3"` and `3.0` from JSON, CSV and Parquet are the same category.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+from monitor.spec import Spec
+
+Columns = dict[str, np.ndarray]
+
+
+def to_numeric(values: Iterable[Any]) -> np.ndarray:
+    """Float64 array; None, "", booleans and unparsable strings become NaN."""
+    return np.fromiter((_number(v) for v in values), dtype=np.float64)
+
+
+def _number(value: Any) -> float:
+    if value is None or isinstance(value, bool):
+        return math.nan
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def to_labels(values: Iterable[Any]) -> np.ndarray:
+    """Object array of normalised category strings, None for missing."""
+    labels = [_label(v) for v in values]
+    array = np.empty(len(labels), dtype=object)
+    array[:] = labels
+    return array
+
+
+def _label(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+    if isinstance(value, str):
+        return value
+    return str(value)
+
+
+def to_booleans(values: Iterable[Any]) -> np.ndarray:
+    """Labels "true"/"false" whatever the spelling (True, "TRUE", 1, "0")."""
+    spellings = {"true": "true", "1": "true", "yes": "true", "false": "false", "0": "false", "no": "false"}
+    return to_labels(spellings.get(str(v).lower(), str(v)) if v is not None and v != "" else None for v in values)
+
+
+def numeric_fields(spec: Spec) -> set[str]:
+    """The fields that are numbers: numeric features and the prediction score."""
+    fields = {name for name, kind in spec.features.items() if kind == "numeric"}
+    if spec.prediction_score:
+        fields.add(spec.prediction_score)
+    return fields
+
+
+def coerce(raw: dict[str, Any], spec: Spec) -> Columns:
+    """Typed columns from raw per-field sequences named as in the spec."""
+    numeric = numeric_fields(spec)
+    boolean = {name for name, kind in spec.features.items() if kind == "boolean"}
+    columns: Columns = {}
+    for name, values in raw.items():
+        if name in numeric:
+            columns[name] = values.astype(np.float64) if isinstance(values, np.ndarray) and values.dtype.kind == "f" \
+                else to_numeric(values)
+        elif name in boolean:
+            columns[name] = to_booleans(values)
+        else:
+            columns[name] = to_labels(values)
+    return columns

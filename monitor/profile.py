@@ -1,0 +1,360 @@
+"""The synthetic training profile: what the synthetic world looked like, per feature and segment.
+
+Built in two streaming passes over the training table, so memory is bounded by the chunk size,
+the reservoir sample and the capped category and vocabulary counts:
+
+1. row count, min/max per numeric quantity, category, segment, provenance and token counts, and
+   a uniform reservoir sample (bottom-k on random keys);
+2. with the bins fixed from pass 1 (quantile edges from the sample, exact min/max, top
+   categories, vocabulary), a `Sketch` of the whole table: the reference every window is
+   compared with. Segment values with enough rows get their own row of reference counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import orjson
+
+from monitor import schemas
+from monitor.channels import (DESCRIPTORS, JUDGED, TOKEN, CategoryBins, Channel, NumericBins, PerformanceBins,
+                              VocabularyBins, feature_columns, feature_kinds, text_descriptors)
+from monitor.columns import Columns, coerce
+from monitor.sketch import Group, Sketch, Sketcher
+from monitor.spec import Spec
+from monitor.tables import read_chunks, sha256, table_format
+
+FORMAT = "synthdrift-profile"
+VERSION = 1
+TRACKED_VALUES = 100_000  # distinct categories or tokens counted per column before pruning
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message says what to fix, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSettings:
+    top_categories: int = 50
+    vocabulary_size: int = 20_000
+    min_segment_rows: int = 200
+    max_segment_values: int = 20
+    sample_size: int = 5_000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    spec: Spec
+    channels: tuple[Channel, ...]
+    groups: tuple[Group, ...]
+    reference: Sketch
+    segment_values: dict[str, dict[str, int]]
+    sample: Columns
+    meta: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        """Names this profile in alerts and metrics: model and input digest."""
+        return f"{self.spec.model}@{self.meta['input']['sha256'][:12]}"
+
+    def sketcher(self) -> Sketcher:
+        return Sketcher(self.channels, self.groups, {k: set(v) for k, v in self.segment_values.items()})
+
+    def reference_probabilities(self, channel: Channel, group: int) -> np.ndarray:
+        """The synthetic distribution over all of a channel's bins (missing included).
+
+        For vocabularies, the chance that a fresh synthetic text holds a word the training texts
+        never did is not zero: its Good-Turing estimate moves from the in-vocabulary bin to OOV.
+        """
+        counts = self.reference.counts[channel.name][group].astype(np.float64)
+        total = counts.sum()
+        probabilities = counts / total if total else counts
+        if isinstance(channel.bins, VocabularyBins) and total:
+            moved = min(channel.bins.unseen_rate, probabilities[0])
+            probabilities = probabilities + np.array([-moved, moved, 0.0])
+        return probabilities
+
+    def to_json(self) -> bytes:
+        data = {
+            **self.meta,
+            "spec": self.spec.to_dict(),
+            "groups": [{"field": g.field, "value": g.value} for g in self.groups],
+            "segment_values": self.segment_values,
+            "channels": [_channel_json(c) for c in self.channels],
+            "reference": self.reference.to_json(),
+            "sample": {name: values.tolist() for name, values in self.sample.items()},
+        }
+        return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Profile:
+        try:
+            data = orjson.loads(Path(path).read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ProfileError(f"{path}: cannot read the profile: {exc}") from None
+        try:
+            schemas.validator("profile")(data)
+        except schemas.ValidationError as exc:
+            raise ProfileError(f"{path}: not a synthdrift profile: {exc.message}") from None
+        if data["version"] != VERSION:
+            raise ProfileError(f"{path}: profile version {data['version']} is not {VERSION}; rebuild it with "
+                               "`synthdrift profile build`")
+        spec = Spec.from_dict(data["spec"], source=f"{path} spec")
+        channels = tuple(_channel_from_json(c) for c in data["channels"])
+        groups = tuple(Group(g["field"], g["value"]) for g in data["groups"])
+        reference = Sketch.from_json(data["reference"])
+        for channel in channels:
+            shape = reference.counts.get(channel.name, np.empty((0, 0))).shape
+            if shape != (len(groups), channel.bins.size):
+                raise ProfileError(f"{path}: reference counts of {channel.name!r} have shape {shape}, expected "
+                                   f"{(len(groups), channel.bins.size)}; rebuild the profile")
+        meta = {k: data[k] for k in ("format", "version", "created_at", "input", "settings",
+                                     "provenance_mix", "evaluation")}
+        return cls(spec, channels, groups, reference, data["segment_values"], coerce(data["sample"], spec), meta)
+
+
+def _channel_json(channel: Channel) -> dict[str, Any]:
+    return {"name": channel.name, "feature": channel.feature, "kind": channel.kind, "column": channel.column,
+            "descriptor": channel.descriptor, "second_column": channel.second_column,
+            "judged": list(channel.judged), "bins": channel.bins.to_json()}
+
+
+def _channel_from_json(data: dict[str, Any]) -> Channel:
+    raw = data["bins"]
+    bins: Any
+    if "edges" in raw:
+        bins = NumericBins(edges=np.asarray(raw["edges"], dtype=np.float64), tails=tuple(raw["tails"]))
+    elif "categories" in raw:
+        bins = CategoryBins(categories=tuple(raw["categories"]), known=frozenset(raw["known"]))
+    elif "vocabulary" in raw:
+        bins = VocabularyBins(vocabulary=frozenset(raw["vocabulary"]), unseen_rate=raw["unseen_rate"])
+    else:
+        bins = PerformanceBins()
+    return Channel(name=data["name"], feature=data["feature"], kind=data["kind"], column=data["column"],
+                   bins=bins, judged=tuple(data["judged"]), descriptor=data["descriptor"],
+                   second_column=data["second_column"])
+
+
+class _FirstPass:
+    """Counts and samples what fixes the bins: ranges, categories, segments, vocabularies."""
+
+    def __init__(self, spec: Spec, settings: ProfileSettings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.rows = 0
+        self.ranges: dict[str, list[float]] = {}
+        self.values: dict[str, Counter[str]] = {}
+        self.tokens: dict[str, Counter[str]] = {n: Counter() for n, k in spec.features.items() if k == "text"}
+        self.sample: Columns = {}
+        self._keys = np.empty(0)
+        self._rng = np.random.default_rng(settings.seed)
+
+    def add(self, chunk: Columns) -> None:
+        rows = len(next(iter(chunk.values())))
+        self.rows += rows
+        for name, values in self._numeric(chunk).items():
+            present = values[~np.isnan(values)]
+            if present.size:
+                low, high = self.ranges.setdefault(name, [np.inf, -np.inf])
+                self.ranges[name] = [min(low, float(present.min())), max(high, float(present.max()))]
+        for name, values in chunk.items():
+            if values.dtype == object and name not in self.tokens:
+                _count(self.values.setdefault(name, Counter()), values)
+        for name, counter in self.tokens.items():
+            for text in chunk[name]:
+                if text is not None:
+                    counter.update(TOKEN.findall(text.lower()))
+            if len(counter) > 2 * TRACKED_VALUES:
+                self.tokens[name] = Counter(dict(counter.most_common(TRACKED_VALUES)))
+        self._sample(chunk, rows)
+
+    def _numeric(self, chunk: Columns) -> dict[str, np.ndarray]:
+        numeric = {name: values for name, values in chunk.items() if values.dtype.kind == "f"}
+        for name in self.tokens:
+            for descriptor, values in text_descriptors(chunk[name]).items():
+                numeric[f"{name}.{descriptor}"] = values
+        return numeric
+
+    def _sample(self, chunk: Columns, rows: int) -> None:
+        keys = np.concatenate((self._keys, self._rng.random(rows)))
+        merged = {name: np.concatenate((self.sample[name], values)) if self.sample else values
+                  for name, values in chunk.items()}
+        keep = np.sort(np.argpartition(keys, self.settings.sample_size)[: self.settings.sample_size]) \
+            if len(keys) > self.settings.sample_size else np.arange(len(keys))
+        self._keys = keys[keep]
+        self.sample = {name: values[keep] for name, values in merged.items()}
+
+    def channels(self) -> tuple[Channel, ...]:
+        spec, numeric_sample = self.spec, self._numeric(self.sample)
+        kinds, columns = feature_kinds(spec), feature_columns(spec)
+        channels: list[Channel] = []
+        for feature, kind in kinds.items():
+            column = columns[feature]
+            if kind == "numeric":
+                channels.append(Channel(feature, feature, "numeric", column, self._numeric_bins(column, numeric_sample),
+                                        JUDGED["numeric"]))
+            elif kind in ("categorical", "boolean"):
+                counts = self.values.get(column, Counter())
+                top = tuple(v for v, _ in counts.most_common(self.settings.top_categories))
+                channels.append(Channel(feature, feature, "categorical", column,
+                                        CategoryBins(categories=top, known=frozenset(counts)), JUDGED["categorical"]))
+            elif kind == "text":
+                for descriptor in DESCRIPTORS:
+                    name = f"{feature}.{descriptor}"
+                    judged = JUDGED["numeric"] if descriptor == "length" else JUDGED["descriptor"]
+                    channels.append(Channel(name, feature, "numeric", column, self._numeric_bins(name, numeric_sample),
+                                            judged, descriptor=descriptor))
+                channels.append(Channel(f"{feature}.oov", feature, "vocabulary", column, self._vocabulary(feature),
+                                        JUDGED["vocabulary"]))
+            else:
+                channels.append(Channel(feature, feature, "performance", column, PerformanceBins(),
+                                        JUDGED["performance"], second_column=spec.prediction_label))
+        return tuple(channels)
+
+    def _numeric_bins(self, name: str, sample: dict[str, np.ndarray]) -> NumericBins:
+        low, high = self.ranges.get(name, [0.0, 0.0])
+        return NumericBins.from_sample(sample[name], low, high)
+
+    def _vocabulary(self, feature: str) -> VocabularyBins:
+        counts = self.tokens[feature]
+        kept = counts.most_common(self.settings.vocabulary_size)
+        total = sum(counts.values())
+        singletons = sum(1 for _, c in kept if c == 1)  # Good-Turing: P(next token is new) ~ N1 / N
+        return VocabularyBins(vocabulary=frozenset(w for w, _ in kept),
+                              unseen_rate=singletons / total if total else 0.0)
+
+    def groups(self) -> tuple[Group, ...]:
+        groups = [Group()]
+        for name in self.spec.segments:
+            frequent = self.values.get(name, Counter()).most_common(self.settings.max_segment_values)
+            groups += [Group(name, value) for value, rows in frequent if rows >= self.settings.min_segment_rows]
+        return tuple(groups)
+
+
+def _count(counter: Counter[str], values: np.ndarray) -> None:
+    present = values[values != None]  # noqa: E711
+    if present.size:
+        distinct, counts = np.unique(present.astype(str), return_counts=True)
+        counter.update(dict(zip(distinct.tolist(), counts.tolist())))
+    if len(counter) > 2 * TRACKED_VALUES:
+        kept = counter.most_common(TRACKED_VALUES)
+        counter.clear()
+        counter.update(dict(kept))
+
+
+def build(spec: Spec, path: str | Path, settings: ProfileSettings = ProfileSettings(),
+          progress: Callable[[int, int], None] | None = None) -> Profile:
+    """Profiles the training table at `path`; `progress(pass_number, rows_so_far)` is told as it goes."""
+    first = _FirstPass(spec, settings)
+    for chunk in read_chunks(path, spec):
+        first.add(chunk)
+        if progress:
+            progress(1, first.rows)
+    if not first.rows:
+        raise ProfileError(f"{path}: the training table has no rows")
+    channels, groups = first.channels(), first.groups()
+    segment_values = {name: dict(first.values.get(name, Counter()).most_common(TRACKED_VALUES))
+                      for name in spec.segments}
+    sketcher = Sketcher(channels, groups, {k: set(v) for k, v in segment_values.items()})
+    reference = sketcher.empty()
+    evaluation = _Evaluation(spec)
+    rows = 0
+    for chunk in read_chunks(path, spec):
+        sketcher.update(reference, chunk)
+        evaluation.add(chunk)
+        rows += len(next(iter(chunk.values())))
+        if progress:
+            progress(2, rows)
+    reference.gaps.clear()  # gaps are for live traffic; the reference has none by definition
+    provenance = first.values.get(spec.provenance or "", Counter())
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "input": {"path": Path(path).name, "format": table_format(Path(path)), "sha256": sha256(path),
+                  "rows": first.rows},
+        "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
+        "provenance_mix": {k: v / first.rows for k, v in provenance.most_common()},
+        "evaluation": evaluation.summary(),
+    }
+    return Profile(spec, channels, groups, reference, segment_values, first.sample, meta)
+
+
+class _Evaluation:
+    """The synthetic evaluation: accuracy of the training table's predictions, by provenance."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.counts: Counter[tuple[str, bool]] = Counter()
+
+    def add(self, chunk: Columns) -> None:
+        spec = self.spec
+        if not (spec.label and spec.prediction_label):
+            return
+        index = PerformanceBins.index(chunk[spec.label], chunk[spec.prediction_label])
+        provenance = chunk[spec.provenance] if spec.provenance else np.full(len(index), None, dtype=object)
+        for source, outcome in zip(provenance.tolist(), index.tolist()):
+            if outcome < 2:
+                self.counts[(source or "all", outcome == 0)] += 1
+
+    def summary(self) -> dict[str, Any] | None:
+        if not self.counts:
+            return None
+        by_source: dict[str, dict[str, float]] = {}
+        for source in sorted({s for s, _ in self.counts}):
+            right, wrong = self.counts[(source, True)], self.counts[(source, False)]
+            by_source[source] = {"accuracy": right / (right + wrong), "rows": right + wrong}
+        right = sum(c for (_, ok), c in self.counts.items() if ok)
+        rows = sum(self.counts.values())
+        return {"accuracy": right / rows, "rows": rows, "by_provenance": by_source}
+
+
+def summary(profile: Profile) -> str:
+    """A readable account of a profile, for `synthdrift profile show`."""
+    meta, spec = profile.meta, profile.spec
+    lines = [
+        f"profile {profile.id}  (format v{meta['version']}, created {meta['created_at']})",
+        f"input   {meta['input']['path']}  {meta['input']['rows']:,} rows  sha256 {meta['input']['sha256'][:16]}…",
+    ]
+    if meta["provenance_mix"]:
+        lines.append("provenance  " + ", ".join(f"{k} {v:.1%}" for k, v in meta["provenance_mix"].items()))
+    if meta["evaluation"]:
+        evaluation = meta["evaluation"]
+        lines.append(f"evaluation  accuracy {evaluation['accuracy']:.3f} on {evaluation['rows']:,} rows" + "".join(
+            f"; {k} {v['accuracy']:.3f}" for k, v in evaluation["by_provenance"].items() if k != "all"))
+    segments = [g.name for g in profile.groups[1:]]
+    lines.append("segments    " + (", ".join(segments) if segments else "none"))
+    lines.append("")
+    lines.append(f"{'feature':28} {'kind':12} {'missing':>8}  summary")
+    for channel in profile.channels:
+        counts = profile.reference.counts[channel.name][0]
+        total = counts.sum()
+        missing = counts[-1] / total if total else 0.0
+        lines.append(f"{channel.name:28} {channel.kind:12} {missing:8.1%}  {_describe(profile, channel, counts)}")
+    return "\n".join(lines)
+
+
+def _describe(profile: Profile, channel: Channel, counts: np.ndarray) -> str:
+    bins = channel.bins
+    if isinstance(bins, NumericBins):
+        n = counts[:-1].sum()
+        total = profile.reference.sums[channel.name][0].sum()
+        squares = profile.reference.squares[channel.name][0].sum()
+        mean = total / n if n else float("nan")
+        sd = float(np.sqrt(max(squares / n - mean * mean, 0.0))) if n else float("nan")
+        return f"mean {mean:.4g}  sd {sd:.4g}  range [{bins.edges[0]:.4g}, {bins.edges[-1]:.4g}]  " \
+               f"{bins.interior} bins"
+    if isinstance(bins, CategoryBins):
+        n = max(counts[:-1].sum(), 1)
+        top = ", ".join(f"{c} {counts[i] / n:.0%}" for i, c in enumerate(bins.categories[:5]))
+        return f"{len(bins.known)} values: {top}{' …' if len(bins.categories) > 5 else ''}"
+    if isinstance(bins, VocabularyBins):
+        return f"vocabulary {len(bins.vocabulary):,} words; expected OOV share {bins.unseen_rate:.2%}"
+    right, wrong = counts[0], counts[1]
+    return f"accuracy {right / max(right + wrong, 1):.3f} on {right + wrong:,} labelled rows"

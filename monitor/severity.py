@@ -1,0 +1,53 @@
+"""Severities: a statistic is a warning or critical only if it is both large and significant.
+
+Large: at or above an effect-size threshold (PSI 0.1 / 0.25 by default), so that big windows do
+not alarm on differences too small to matter. Significant: above the calibrated bound that a
+window of the same size drawn from the synthetic data stays under (see `calibration`), so that
+small windows and small segments do not alarm on noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Severity(IntEnum):
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    warning: float
+    critical: float
+
+
+# Effect sizes that matter, per judged statistic (absolute values; shares are fractions of traffic).
+DEFAULT_THRESHOLDS: dict[str, Threshold] = {
+    "psi": Threshold(0.1, 0.25),
+    "out_of_range_share": Threshold(0.01, 0.05),
+    "unseen_share": Threshold(0.01, 0.05),
+    "oov_excess": Threshold(0.05, 0.15),
+    "missing_rate_change": Threshold(0.05, 0.2),
+    "accuracy_gap": Threshold(0.05, 0.1),
+}
+
+
+def judge(value: float, threshold: Threshold, bound: float) -> Severity:
+    """The severity of one statistic.
+
+    >>> str(judge(0.3, Threshold(0.1, 0.25), bound=0.02)), str(judge(0.3, Threshold(0.1, 0.25), bound=0.5))
+    ('critical', 'ok')
+    """
+    if value <= bound:
+        return Severity.OK
+    if value >= threshold.critical:
+        return Severity.CRITICAL
+    if value >= threshold.warning:
+        return Severity.WARNING
+    return Severity.OK

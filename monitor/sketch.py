@@ -1,0 +1,184 @@
+"""Mergeable window sketches: bin counts per channel and segment, plus coverage-gap counts.
+
+A `Sketch` is plain arrays that add up: the sketch of two parts merged equals the sketch of their
+union, so workers can sketch their own partitions and one merge gives the window. The synthetic
+profile's reference is itself a sketch of the whole training set, made by the same `Sketcher`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from monitor.channels import CategoryBins, Channel, Encoded, NumericBins
+from monitor.columns import Columns
+
+MAX_GAP_VALUES = 100  # distinct unseen values tracked per field and window; the rest add up in OTHER
+OTHER = "(other)"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A slice of traffic: everything (`field` None) or one value of one segment field."""
+
+    field: str | None = None
+    value: str | None = None
+
+    @property
+    def label(self) -> dict[str, str] | None:
+        return None if self.field is None else {self.field: self.value}  # type: ignore[dict-item]
+
+    @property
+    def name(self) -> str:
+        return "all" if self.field is None else f"{self.field}={self.value}"
+
+
+@dataclass(slots=True)
+class Sketch:
+    """Counts (groups x bins) per channel; value sums per numeric bin; unseen values per field."""
+
+    events: int
+    counts: dict[str, np.ndarray]
+    sums: dict[str, np.ndarray]
+    squares: dict[str, np.ndarray]
+    gaps: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def merge(self, other: Sketch) -> Sketch:
+        """The sketch of both parts' events.
+
+        >>> a = Sketch(1, {"x": np.array([[1, 0]])}, {}, {}, {"lang": {"es": 1}})
+        >>> b = Sketch(2, {"x": np.array([[0, 2]])}, {}, {}, {"lang": {"es": 1, "pt": 1}})
+        >>> merged = a.merge(b)
+        >>> merged.events, merged.counts["x"].tolist(), merged.gaps
+        (3, [[1, 2]], {'lang': {'es': 2, 'pt': 1}})
+        """
+        gaps = {f: dict(v) for f, v in self.gaps.items()}
+        for name, values in other.gaps.items():
+            _add_gaps(gaps.setdefault(name, {}), values)
+        return Sketch(
+            events=self.events + other.events,
+            counts={k: v + other.counts[k] for k, v in self.counts.items()},
+            sums={k: v + other.sums[k] for k, v in self.sums.items()},
+            squares={k: v + other.squares[k] for k, v in self.squares.items()},
+            gaps=gaps,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "counts": {k: v.tolist() for k, v in self.counts.items()},
+            "sums": {k: v.tolist() for k, v in self.sums.items()},
+            "squares": {k: v.tolist() for k, v in self.squares.items()},
+            "gaps": self.gaps,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Sketch:
+        return cls(
+            events=data["events"],
+            counts={k: np.asarray(v, dtype=np.int64) for k, v in data["counts"].items()},
+            sums={k: np.asarray(v, dtype=np.float64) for k, v in data["sums"].items()},
+            squares={k: np.asarray(v, dtype=np.float64) for k, v in data["squares"].items()},
+            gaps={k: dict(v) for k, v in data["gaps"].items()},
+        )
+
+
+def _add_gaps(target: dict[str, int], values: dict[str, int]) -> None:
+    for value, count in values.items():
+        key = value if value in target or len(target) < MAX_GAP_VALUES else OTHER
+        target[key] = target.get(key, 0) + count
+
+
+class Sketcher:
+    """Turns batches of columns into sketches on a fixed layout of channels and groups."""
+
+    def __init__(self, channels: tuple[Channel, ...], groups: tuple[Group, ...],
+                 segment_values: dict[str, set[str]]) -> None:
+        self.channels = channels
+        self.groups = groups
+        self.segment_values = segment_values  # every value the synthetic data had, per segment field
+        self._group_index = {(g.field, g.value): i for i, g in enumerate(groups)}
+        self._segment_fields = tuple(segment_values)
+
+    def empty(self) -> Sketch:
+        n = len(self.groups)
+        counts = {c.name: np.zeros((n, c.bins.size), dtype=np.int64) for c in self.channels}
+        numeric = [c for c in self.channels if isinstance(c.bins, NumericBins)]
+        sums = {c.name: np.zeros((n, c.bins.size)) for c in numeric}
+        return Sketch(0, counts, sums, {k: v.copy() for k, v in sums.items()})
+
+    def sketch(self, columns: Columns) -> Sketch:
+        """The sketch of one batch."""
+        result = self.empty()
+        self.update(result, columns)
+        return result
+
+    def encode(self, columns: Columns) -> dict[str, Encoded]:
+        """Every channel's bins for a batch."""
+        descriptors: dict[str, dict[str, np.ndarray]] = {}
+        return {c.name: c.encode(columns, descriptors) for c in self.channels}
+
+    def update(self, sketch: Sketch, columns: Columns, encoded: dict[str, Encoded] | None = None) -> None:
+        """Adds a batch of columns (all of one length) to `sketch`, in place; `encoded`, when
+        given, is `self.encode(columns)` already computed."""
+        rows = len(next(iter(columns.values()))) if columns else 0
+        if not rows:
+            return
+        sketch.events += rows
+        codes = self._group_codes(columns, sketch.gaps)
+        encoded = encoded or self.encode(columns)
+        n_groups = len(self.groups)
+        for channel in self.channels:
+            encoded_channel = encoded[channel.name]
+            size = channel.bins.size
+            flat, elements = self._flat_index(encoded_channel, codes, size)
+            sketch.counts[channel.name] += np.bincount(flat, minlength=n_groups * size).reshape(n_groups, size)
+            if encoded_channel.values is not None:
+                weights = np.nan_to_num(encoded_channel.values)[elements]
+                sketch.sums[channel.name] += _weighted(flat, weights, n_groups, size)
+                sketch.squares[channel.name] += _weighted(flat, weights * weights, n_groups, size)
+            if isinstance(channel.bins, CategoryBins):
+                unseen = channel.bins.unseen(columns[channel.column], encoded_channel.index)
+                if unseen.size:
+                    _add_gaps(sketch.gaps.setdefault(channel.feature, {}), _value_counts(unseen))
+
+    def _group_codes(self, columns: Columns, gaps: dict[str, dict[str, int]]) -> list[np.ndarray]:
+        """Per segment field, each row's group index (-1: not a profiled value); records gaps."""
+        codes = []
+        for name in self._segment_fields:
+            values = columns[name]
+            known = self.segment_values[name]
+            present = values != None  # noqa: E711
+            code = np.full(len(values), -1, dtype=np.intp)
+            if present.any():
+                distinct, inverse = np.unique(values[present].astype(str), return_inverse=True)
+                lookup = np.array([self._group_index.get((name, v), -1) for v in distinct], dtype=np.intp)
+                code[present] = lookup[inverse]
+                new = {v: int(c) for v, c in zip(distinct, np.bincount(inverse)) if v not in known}
+                if new:
+                    _add_gaps(gaps.setdefault(name, {}), new)
+            codes.append(code)
+        return codes
+
+    @staticmethod
+    def _flat_index(encoded: Encoded, codes: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indexes into the flattened (groups x bins) array, once for all traffic and once per
+        segment field, with the element each index came from."""
+        parts, elements = [encoded.index], [np.arange(len(encoded.index))]
+        for code in codes:
+            element_code = code if encoded.owner is None else code[encoded.owner]
+            keep = np.flatnonzero(element_code >= 0)
+            parts.append(element_code[keep] * size + encoded.index[keep])
+            elements.append(keep)
+        return np.concatenate(parts), np.concatenate(elements)
+
+
+def _weighted(flat: np.ndarray, weights: np.ndarray, n_groups: int, size: int) -> np.ndarray:
+    return np.bincount(flat, weights=weights, minlength=n_groups * size).reshape(n_groups, size)
+
+
+def _value_counts(values: np.ndarray) -> dict[str, int]:
+    distinct, counts = np.unique(values.astype(str), return_counts=True)
+    return dict(zip(distinct.tolist(), counts.tolist()))
