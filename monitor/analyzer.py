@@ -71,8 +71,9 @@ class Analyzer:
         self.settings = settings or DriftSettings()
         self.sketcher = profile.sketcher()
         channels, groups = profile.channels, profile.groups
-        self._references = {(c.name, g): profile.reference_probabilities(c, g)
-                            for c in channels for g in range(len(groups))}
+        self._references = {c.name: np.array([profile.reference_probabilities(c, g) for g in range(len(groups))])
+                            for c in channels}
+        self._novel = {c.name: c.bins.novel for c in channels}
         self._features: dict[str, list[Channel]] = {}
         for channel in channels:
             self._features.setdefault(channel.feature, []).append(channel)
@@ -81,7 +82,7 @@ class Analyzer:
         block = self.settings.detector.block
         warmup = self.sketcher.encode(profile.sample)
         self.detectors = DriftDetectors(
-            channels, {c.name: self._references[(c.name, 0)] for c in channels}, self.settings.detector,
+            channels, {c.name: self._references[c.name][0] for c in channels}, self.settings.detector,
             {name: block_counts(e.index, self._size(name), block) for name, e in warmup.items()})
 
     def _size(self, channel: str) -> int:
@@ -103,44 +104,51 @@ class Analyzer:
 
     def evaluate(self, sketch: Sketch) -> list[FeatureResult]:
         """Every feature in every group that saw traffic, worst first."""
+        judged = {c.name: self._judge(c, sketch) for c in self.profile.channels}
+        events_by_feature = {f: sketch.counts[channels[0].name].sum(axis=1).tolist()
+                             for f, channels in self._features.items()}
         results = []
         for feature, channels in self._features.items():
+            events = events_by_feature[feature]
+            kind = channels[0].kind if len(channels) == 1 else "text"
             for g, group in enumerate(self.profile.groups):
-                events = int(sketch.counts[channels[0].name][g].sum()) if channels[0].kind != "vocabulary" else 0
-                if g and not events:
+                if g and not events[g]:
                     continue
-                results.append(self._evaluate_feature(feature, channels, g, group, sketch))
+                stats: dict[str, float | None] = {}
+                severity, breaches = Severity.OK, []
+                for channel in channels:
+                    values, severities, breached = judged[channel.name]
+                    prefix = f"{channel.descriptor}_" if channel.descriptor else ""
+                    stats.update({prefix + k: (None if v[g] != v[g] else v[g]) for k, v in values.items()})  # NaN
+                    if severities[g] > severity:
+                        severity, breaches = Severity(severities[g]), []
+                    if severities[g] == severity > Severity.OK:
+                        breaches += [prefix + b for b in breached[g]]
+                results.append(FeatureResult(feature, group, kind, int(events[g]), stats, severity, tuple(breaches)))
         return sorted(results, key=lambda r: (-r.severity, r.feature, r.group.name))
 
-    def _evaluate_feature(self, feature: str, channels: list[Channel], g: int, group: Group,
-                          sketch: Sketch) -> FeatureResult:
-        stats: dict[str, float | None] = {}
-        severity, breaches = Severity.OK, []
-        events = 0
-        for channel in channels:
-            counts = sketch.counts[channel.name][g]
-            reference = self._references[(channel.name, g)]
-            prefix = f"{channel.descriptor}_" if channel.descriptor else ""
-            described = describe(channel, reference, counts, self.profile.reference, sketch, g)
-            stats.update({prefix + k: v for k, v in described.items()})
-            if channel.kind != "vocabulary":
-                events = max(events, int(counts.sum()))
-            present = int(counts[:-1].sum())
-            for statistic in channel.judged:
-                value = float(statistics.JUDGED[statistic](reference, counts, channel.bins.novel))
-                stats[prefix + statistic] = value
-                n = int(counts.sum()) if statistic == "missing_rate_change" else present
-                if n < self.settings.min_events:
-                    continue
-                bound = self.bounds.bound(f"{channel.name}/{g}", reference, channel.bins.novel, statistic, n)
-                verdict = judge(abs(value) if statistic == "missing_rate_change" else value,
-                                self.settings.threshold(feature, statistic), bound)
-                if verdict > Severity.OK and verdict >= severity:
-                    breaches = breaches if verdict == severity else []
-                    breaches.append(prefix + statistic)
-                    severity = verdict
-        return FeatureResult(feature, group, channels[0].kind if len(channels) == 1 else "text", events,
-                             stats, severity, tuple(breaches))
+    def _judge(self, channel: Channel, sketch: Sketch) -> tuple[dict[str, list[float]], list[int], list[list[str]]]:
+        """A channel's statistics in every group, each group's severity and the statistics behind it."""
+        counts, reference = sketch.counts[channel.name], self._references[channel.name]
+        stats = describe(channel, reference, counts, self.profile.reference, sketch)
+        totals, present = counts.sum(axis=1), counts[:, :-1].sum(axis=1)
+        severity = np.zeros(len(counts), dtype=np.intp)
+        breaches: list[list[str]] = [[] for _ in counts]
+        for statistic in channel.judged:
+            values = statistics.JUDGED[statistic](reference, counts, self._novel[channel.name])
+            sizes = totals if statistic == "missing_rate_change" else present
+            stats[statistic] = np.where(sizes > 0, values, np.nan)
+            threshold = self.settings.threshold(channel.feature, statistic)
+            for g in np.flatnonzero(sizes >= self.settings.min_events):
+                bound = self.bounds.bound((channel.name, int(g)), reference[g], self._novel[channel.name], statistic,
+                                          int(sizes[g]))
+                value = abs(values[g]) if statistic == "missing_rate_change" else values[g]
+                verdict = int(judge(float(value), threshold, bound))
+                if verdict > severity[g]:
+                    severity[g], breaches[g] = verdict, []
+                if verdict and verdict == severity[g]:
+                    breaches[g].append(statistic)
+        return {k: v.tolist() for k, v in stats.items()}, severity.tolist(), breaches
 
     def coverage_gaps(self, sketch: Sketch) -> list[CoverageGap]:
         """Segment values and categories the synthetic data never had, largest first."""
@@ -150,45 +158,44 @@ class Analyzer:
 
 
 def describe(channel: Channel, reference: np.ndarray, counts: np.ndarray, reference_sketch: Sketch,
-             live_sketch: Sketch, g: int) -> dict[str, float | None]:
-    """The reported (not judged) statistics of one channel in one group."""
-    if not counts[:-1].sum():
-        return {}
+             live_sketch: Sketch) -> dict[str, np.ndarray]:
+    """The reported (not judged) statistics of one channel, one value per group (NaN: no data)."""
+    present = counts[:, :-1].sum(axis=1) > 0
     p, q = statistics.distribution(reference), statistics.distribution(counts)
     kind = channel.kind
-    if kind in ("vocabulary", "performance"):
-        share = float(statistics.share(counts, channel.bins.novel))
-        return {"oov_share": share} if kind == "vocabulary" else {"accuracy": 1.0 - share}
-    stats = {"psi": float(statistics.psi(p, q)), "js": float(statistics.js_distance(p, q))}
+    if kind == "vocabulary":
+        stats = {"oov_share": statistics.share(counts, channel.bins.novel)}
+    elif kind == "performance":
+        stats = {"accuracy": 1.0 - statistics.share(counts, channel.bins.novel)}
+    else:
+        stats = {"psi": statistics.psi(p, q), "js": statistics.js_distance(p, q)}
     if kind == "categorical":
-        stats["chi2"] = float(statistics.chi_square(p, counts))
-        return stats
+        stats["chi2"] = statistics.chi_square(p, counts)
     bins = channel.bins
-    assert isinstance(bins, NumericBins)
-    stats["ks"] = float(statistics.ks(p, q))
-    reference_mean, reference_sd = _moments(reference_sketch, channel.name, g)
-    live_mean, _ = _moments(live_sketch, channel.name, g)
-    spread = reference_sd if reference_sd > 0 else 1.0
-    stats["wasserstein"] = statistics.wasserstein(
-        *_atoms(reference_sketch, channel.name, g), *_atoms(live_sketch, channel.name, g)) / spread
-    stats["tail_share"] = float(statistics.share(counts, bins.tail))
-    stats["mean"] = live_mean
-    stats["mean_shift_sd"] = (live_mean - reference_mean) / spread
-    return stats
+    if isinstance(bins, NumericBins):
+        stats["ks"] = statistics.ks(p, q)
+        reference_mean, reference_sd = _moments(reference_sketch, channel.name)
+        live_mean, _ = _moments(live_sketch, channel.name)
+        spread = np.where(reference_sd > 0, reference_sd, 1.0)
+        stats["wasserstein"] = statistics.wasserstein(
+            _atoms(reference_sketch, channel.name), p, _atoms(live_sketch, channel.name), q) / spread
+        stats["tail_share"] = statistics.share(counts, bins.tail)
+        stats["mean"] = live_mean
+        stats["mean_shift_sd"] = (live_mean - reference_mean) / spread
+    return {name: np.where(present, values, np.nan) for name, values in stats.items()}
 
 
-def _moments(sketch: Sketch, channel: str, g: int) -> tuple[float, float]:
-    n = sketch.counts[channel][g][:-1].sum()
-    if not n:
-        return float("nan"), 0.0
-    mean = sketch.sums[channel][g].sum() / n
-    variance = sketch.squares[channel][g].sum() / n - mean * mean
-    return float(mean), float(np.sqrt(max(variance, 0.0)))
+def _moments(sketch: Sketch, channel: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation per group (NaN where a group has no values)."""
+    n = sketch.counts[channel][:, :-1].sum(axis=1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sketch.sums[channel].sum(axis=1) / n
+        variance = sketch.squares[channel].sum(axis=1) / n - mean * mean
+    return mean, np.sqrt(np.maximum(variance, 0.0))
 
 
-def _atoms(sketch: Sketch, channel: str, g: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each non-empty bin as one atom at its values' mean, with its share of the mass."""
-    counts = sketch.counts[channel][g][:-1].astype(np.float64)
-    sums = sketch.sums[channel][g][:-1]
-    filled = counts > 0
-    return sums[filled] / counts[filled], counts[filled] / counts.sum()
+def _atoms(sketch: Sketch, channel: str) -> np.ndarray:
+    """Each bin as an atom at the mean of its values (0 for an empty bin, which has no weight)."""
+    counts = sketch.counts[channel][:, :-1]
+    sums = sketch.sums[channel][:, :-1]
+    return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)

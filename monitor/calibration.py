@@ -16,6 +16,7 @@ sizes are rounded down to a geometric grid, which keeps the cache small and errs
 from __future__ import annotations
 
 import math
+from typing import Hashable
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -53,9 +54,9 @@ class NullBounds:
     def __init__(self, tail: float, seed: int = 0) -> None:
         self.tail = tail
         self._rng = np.random.default_rng(seed)
-        self._cache: dict[tuple[str, str, int], float] = {}
+        self._cache: dict[tuple[Hashable, str, int], float] = {}
 
-    def bound(self, key: str, reference: np.ndarray, novel: np.ndarray, statistic: str, n: int) -> float:
+    def bound(self, key: Hashable, reference: np.ndarray, novel: np.ndarray, statistic: str, n: int) -> float:
         """The (1 - tail) quantile of `statistic` on n-event windows of the reference.
 
         `n` counts the elements the statistic is about: the non-missing ones for distributions and
@@ -70,12 +71,16 @@ class NullBounds:
     def _compute(self, reference: np.ndarray, novel: np.ndarray, statistic: str, n: int) -> float:
         if statistic == "missing_rate_change":
             rate = float(missing_rate(reference))
+            if rate == 0.0:
+                return 0.0
             # Judged on the absolute change: a two-sided binomial bound.
             upper = scipy_stats.binom.ppf(1 - self.tail / 2, n, rate) / n - rate
             lower = rate - scipy_stats.binom.ppf(self.tail / 2, n, rate) / n
             return float(max(upper, lower))
         if statistic != "psi":
             rate = float(share(reference, novel))
+            if rate == 0.0:  # nothing there in the synthetic data: any live mass is significant
+                return 0.0
             return float(scipy_stats.binom.ppf(1 - self.tail, n, rate) / n - rate)
         present = reference[:-1] / max(reference[:-1].sum(), 1e-300)
         draws = self._rng.multinomial(n, present, size=DRAWS)

@@ -7,7 +7,7 @@ Numeric fields become float64 with NaN for missing; every other field becomes an
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -16,13 +16,16 @@ from monitor.spec import Spec
 Columns = dict[str, np.ndarray]
 
 
-def to_numeric(values: Iterable[Any]) -> np.ndarray:
-    """Float64 array; None, "", booleans and unparsable strings become NaN."""
-    return np.fromiter((_number(v) for v in values), dtype=np.float64)
+def to_numeric(values: Sequence[Any]) -> np.ndarray:
+    """Float64 array; None, "" and unparsable strings become NaN, booleans 0 and 1."""
+    try:
+        return np.array(values, dtype=np.float64)  # the common case: numbers and None
+    except (TypeError, ValueError):
+        return np.fromiter((_number(v) for v in values), dtype=np.float64, count=len(values))
 
 
 def _number(value: Any) -> float:
-    if value is None or isinstance(value, bool):
+    if value is None:
         return math.nan
     if isinstance(value, (int, float)):
         return float(value)

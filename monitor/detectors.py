@@ -35,7 +35,7 @@ DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
 @dataclass(frozen=True, slots=True)
 class DetectorSettings:
     kind: DetectorKind = "adwin"
-    block: int = 50  # events per detector update
+    block: int = 100  # events per detector update
     parameters: dict[str, Any] = field(default_factory=dict)
 
     def create(self) -> drift.base.DriftDetector:

@@ -45,9 +45,12 @@ def judge(value: float, threshold: Threshold, bound: float) -> Severity:
     ('critical', 'ok')
     """
     if value <= bound:
-        return Severity.OK
+        return _OK
     if value >= threshold.critical:
-        return Severity.CRITICAL
+        return _CRITICAL
     if value >= threshold.warning:
-        return Severity.WARNING
-    return Severity.OK
+        return _WARNING
+    return _OK
+
+
+_OK, _WARNING, _CRITICAL = Severity  # plain names: class attribute lookups on an Enum are slow

@@ -69,17 +69,20 @@ def missing_rate(counts: np.ndarray) -> np.ndarray:
 
 
 def wasserstein(reference_atoms: np.ndarray, reference: np.ndarray,
-                live_atoms: np.ndarray, live: np.ndarray) -> float:
+                live_atoms: np.ndarray, live: np.ndarray) -> np.ndarray:
     """Earth mover's distance between two discrete distributions (atoms with probabilities).
 
-    >>> wasserstein(np.array([0.0]), np.array([1.0]), np.array([2.0]), np.array([1.0]))
+    Atoms of zero probability may sit anywhere: they change nothing.
+
+    >>> float(wasserstein(np.array([0.0]), np.array([1.0]), np.array([2.0]), np.array([1.0])))
     2.0
     """
-    positions = np.concatenate((reference_atoms, live_atoms))
-    weights = np.concatenate((reference, -live))
-    order = np.argsort(positions, kind="stable")
-    gaps = np.diff(positions[order])
-    return float(np.sum(np.abs(np.cumsum(weights[order])[:-1]) * gaps))
+    positions = np.concatenate((reference_atoms, live_atoms), axis=-1)
+    weights = np.concatenate((reference, -live), axis=-1)
+    order = np.argsort(positions, axis=-1, kind="stable")
+    gaps = np.diff(np.take_along_axis(positions, order, axis=-1), axis=-1)
+    mass = np.cumsum(np.take_along_axis(weights, order, axis=-1), axis=-1)[..., :-1]
+    return np.sum(np.abs(mass) * gaps, axis=-1)
 
 
 def _psi_of_counts(reference: np.ndarray, counts: np.ndarray, novel: np.ndarray) -> np.ndarray:
