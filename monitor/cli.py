@@ -13,6 +13,7 @@ import yaml
 
 from monitor import __version__, example
 from monitor.check import check, reached, render_text
+from monitor.config import ConfigError, drift_settings, load_yaml
 from monitor.profile import Profile, ProfileError, ProfileSettings, build, summary
 from monitor.spec import Spec, SpecError, infer
 from monitor.tables import TableError, read_raw
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.run(args)
-    except (SpecError, ProfileError, TableError) as exc:
+    except (SpecError, ProfileError, TableError, ConfigError) as exc:
         print(f"synthdrift: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     check_cmd.add_argument("--input", required=True, type=Path, help="live events, one JSON object per line")
     check_cmd.add_argument("--window", type=_positive, default=5000, help="events per window (default 5000)")
     check_cmd.add_argument("--format", choices=("text", "json"), default="text")
+    check_cmd.add_argument("--config", type=Path, help="monitor.yaml: thresholds, false-alarm rate, detectors")
     check_cmd.add_argument("--fail-on", choices=("warning", "critical"),
                            help="exit 1 when any window reaches this severity (a CI gate)")
     check_cmd.set_defaults(run=_check)
@@ -121,6 +123,7 @@ def _profile_show(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    settings = drift_settings(load_yaml(args.config) if args.config else {})
     profile = Profile.load(args.profile)
     try:
         lines = args.input.open("rb")
@@ -128,7 +131,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"synthdrift: error: {args.input}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
     with lines:
-        report = check(profile, lines, window=args.window)
+        report = check(profile, lines, window=args.window, settings=settings)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
     else:

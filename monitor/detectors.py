@@ -28,7 +28,7 @@ DetectorKind = Literal["adwin", "page_hinkley", "kswin"]
 DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "adwin": {"delta": 0.001, "clock": 1},
     "page_hinkley": {"min_instances": 30, "delta": 0.5, "threshold": 25.0},
-    "kswin": {"alpha": 0.0001, "window_size": 200, "stat_size": 60, "seed": 0},
+    "kswin": {"alpha": 0.0001, "window_size": 100, "stat_size": 30, "seed": 0},
 }
 
 

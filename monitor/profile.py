@@ -98,10 +98,8 @@ class Profile:
             data = orjson.loads(Path(path).read_bytes())
         except (OSError, orjson.JSONDecodeError) as exc:
             raise ProfileError(f"{path}: cannot read the profile: {exc}") from None
-        try:
-            schemas.validator("profile")(data)
-        except schemas.ValidationError as exc:
-            raise ProfileError(f"{path}: not a synthdrift profile: {exc.message}") from None
+        if problem := schemas.problem("profile", data):
+            raise ProfileError(f"{path}: not a synthdrift profile: {problem}")
         if data["version"] != VERSION:
             raise ProfileError(f"{path}: profile version {data['version']} is not {VERSION}; rebuild it with "
                                "`synthdrift profile build`")

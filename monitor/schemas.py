@@ -32,3 +32,16 @@ def validator(name: str) -> Validator:
 def _local(uri: str) -> dict[str, Any]:
     """Resolves `$ref`s to our own schemas from `schemas/`: nothing is fetched."""
     return load(uri.rsplit("/", 1)[-1].removesuffix(".schema.json"))
+
+
+def problem(name: str, data: Any) -> str | None:
+    """None when `data` matches `schemas/<name>.schema.json`, else what is wrong, in one line.
+
+    >>> problem("spec", {"model": "m"})
+    "spec must contain ['features'] properties"
+    """
+    try:
+        validator(name)(data)
+    except ValidationError as exc:
+        return exc.message.replace("data", name, 1)
+    return None

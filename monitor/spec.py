@@ -31,10 +31,8 @@ class Spec:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "spec") -> Spec:
-        try:
-            schemas.validator("spec")(data)
-        except schemas.ValidationError as exc:
-            raise SpecError(f"{source}: {exc.message.replace('data', 'spec', 1)}") from None
+        if problem := schemas.problem("spec", data):
+            raise SpecError(f"{source}: {problem}")
         prediction = data.get("prediction", {})
         spec = cls(
             model=data["model"],

@@ -54,7 +54,8 @@ def chi_square(reference: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Pearson's chi-square of the live non-missing counts against the reference distribution."""
     observed = np.asarray(counts, dtype=np.float64)[..., :-1]
     expected = observed.sum(axis=-1, keepdims=True) * _floored(reference)
-    return np.sum((observed - expected) ** 2 / expected, axis=-1)
+    terms = np.divide((observed - expected) ** 2, expected, out=np.zeros_like(expected), where=expected > 0)
+    return np.sum(terms, axis=-1)
 
 
 def share(counts: np.ndarray, bins: np.ndarray) -> np.ndarray:

@@ -1,0 +1,56 @@
+"""Shared fixtures: data sets made here, profiles built from them by the real code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+import scenario
+from monitor.profile import Profile, ProfileSettings, build
+from monitor.spec import Spec
+
+
+def build_profile(directory: Path, spec: Spec, columns: dict[str, Any], **settings: Any) -> Profile:
+    """A profile of `columns` (written to Parquet first, as a user's table would be)."""
+    path = directory / "train.parquet"
+    pq.write_table(pa.table(columns), path)
+    return build(spec, path, ProfileSettings(**settings))
+
+
+@pytest.fixture(scope="session")
+def scenario_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The acceptance scenario on disk: spec, 50,000 training rows, 100,000 live events."""
+    directory = tmp_path_factory.mktemp("scenario")
+    files = {"spec": directory / "spec.yaml", "train": directory / "train.csv", "live": directory / "live.jsonl"}
+    files["spec"].write_text(yaml.safe_dump(scenario.SPEC))
+    scenario.write_training(files["train"])
+    scenario.write_events(files["live"])
+    return files
+
+
+@pytest.fixture(scope="session")
+def scenario_profile(scenario_files: dict[str, Path]) -> Profile:
+    return build(Spec.load(scenario_files["spec"]), scenario_files["train"])
+
+
+@pytest.fixture(scope="session")
+def small_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    """Two numeric features, one categorical, one text, a segment field; 4,000 rows."""
+    rng = np.random.default_rng(5)
+    rows = 4000
+    columns = {
+        "amount": rng.lognormal(3, 0.5, rows),
+        "score": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(0, 1, rows)),
+        "channel": rng.choice(["web", "app", "email"], rows, p=[0.5, 0.3, 0.2]),
+        "body": rng.choice(["my order is late", "refund please", "cannot log in to my account"], rows),
+        "language": rng.choice(["en", "de"], rows, p=[0.7, 0.3]),
+    }
+    spec = Spec(model="small", features={"amount": "numeric", "score": "numeric", "channel": "categorical",
+                                         "body": "text"}, segments=("language",))
+    return build_profile(tmp_path_factory.mktemp("small"), spec, columns, min_segment_rows=100)

@@ -1,0 +1,59 @@
+"""Live events: every bad one gets a reason from the closed set; good ones become columns."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from monitor.events import EventParser, Invalid, Reason, to_columns
+from monitor.spec import Spec
+
+SPEC = Spec(model="router", features={"amount": "numeric", "channel": "categorical", "body": "text",
+                                      "vip": "boolean"}, segments=("language",),
+            prediction_label="predicted", prediction_score="confidence", label="true_label", provenance="source")
+GOOD = {"request_id": "r1", "timestamp": "2026-11-24T10:00:00Z", "model": "router",
+        "features": {"amount": 12.5, "channel": 3, "body": "Hello", "vip": True},
+        "segments": {"language": "en"}, "provenance": "organic",
+        "prediction": {"label": "billing", "score": 0.9}, "label": "billing"}
+
+
+@pytest.fixture(scope="module")
+def parser() -> EventParser:
+    return EventParser(SPEC, max_bytes=2000)
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"{not json", Reason.NOT_JSON),
+    (b"[1, 2]", Reason.SCHEMA_VIOLATION),
+    (b'{"model": "router", "features": {"amount": NaN}}', Reason.NON_FINITE),
+    (b'{"model": "router", "features": {"amount": 1e999}}', Reason.NON_FINITE),
+    (b'{"model": "router", "features": {"amount": "12"}}', Reason.SCHEMA_VIOLATION),
+    (b'{"model": "router", "features": {"body": 7}}', Reason.SCHEMA_VIOLATION),
+    (b'{"model": "router"}', Reason.SCHEMA_VIOLATION),
+    (b'{"model": "other", "features": {}}', Reason.UNKNOWN_MODEL),
+    (b'{"model": "router", "features": {"body": "' + b"x" * 3000 + b'"}}', Reason.OVERSIZED),
+])
+def test_invalid_events_get_their_reason(parser: EventParser, raw: bytes, reason: Reason) -> None:
+    result = parser.parse(raw)
+    assert isinstance(result, Invalid) and result.reason == reason and result.detail
+
+
+def test_a_schema_violation_says_which_field(parser: EventParser) -> None:
+    result = parser.parse(b'{"model": "router", "features": {"amount": "12"}}')
+    assert isinstance(result, Invalid) and "amount" in result.detail
+
+
+def test_valid_events_become_columns_named_as_in_the_training_table(parser: EventParser) -> None:
+    event = parser.parse(orjson.dumps(GOOD))
+    assert not isinstance(event, Invalid)
+    sparse = {"model": "router", "features": {}}
+    columns = to_columns([event, sparse], SPEC)
+    assert columns["amount"][0] == 12.5 and np.isnan(columns["amount"][1])
+    assert columns["channel"].tolist() == ["3", None]
+    assert columns["vip"].tolist() == ["true", None]
+    assert columns["language"].tolist() == ["en", None]
+    assert columns["predicted"].tolist() == ["billing", None]
+    assert columns["confidence"][0] == 0.9
+    assert columns["true_label"].tolist() == ["billing", None]
+    assert columns["source"].tolist() == ["organic", None]

@@ -1,0 +1,131 @@
+"""Sketches are mergeable: the merge of the parts' sketches is the sketch of the union."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import build_profile
+from monitor.analyzer import Analyzer
+from monitor.columns import Columns, to_labels
+from monitor.profile import Profile
+from monitor.severity import Severity
+from monitor.sketch import Sketch
+from monitor.spec import Spec
+
+numbers = st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False))
+labels = st.one_of(st.none(), st.sampled_from(["web", "app", "email", "fax", "pager"]))
+texts = st.one_of(st.none(), st.text(max_size=40))
+languages = st.one_of(st.none(), st.sampled_from(["en", "de", "es", "pt"]))
+rows = st.lists(st.tuples(numbers, numbers, labels, texts, languages), max_size=60)
+
+
+def to_columns(data: list[tuple]) -> Columns:
+    amount, score, channel, body, language = zip(*data) if data else ((),) * 5
+    return {"amount": np.array(amount, dtype=float), "score": np.array(score, dtype=float),
+            "channel": to_labels(channel), "body": to_labels(body), "language": to_labels(language)}
+
+
+def assert_same(a: Sketch, b: Sketch) -> None:
+    assert a.events == b.events
+    for name in a.counts:
+        np.testing.assert_array_equal(a.counts[name], b.counts[name])
+    for name in a.sums:
+        np.testing.assert_allclose(a.sums[name], b.sums[name], rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(a.squares[name], b.squares[name], rtol=1e-9, atol=1e-3)
+    assert a.gaps == b.gaps
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows, rows)
+def test_merge_of_parts_is_the_sketch_of_the_union(small_profile: Profile, first: list, second: list) -> None:
+    sketcher = small_profile.sketcher()
+    merged = sketcher.sketch(to_columns(first)).merge(sketcher.sketch(to_columns(second)))
+    assert_same(merged, sketcher.sketch(to_columns(first + second)))
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows, st.randoms())
+def test_a_sketch_does_not_depend_on_event_order(small_profile: Profile, data: list, random) -> None:
+    shuffled = list(data)
+    random.shuffle(shuffled)
+    sketcher = small_profile.sketcher()
+    assert_same(sketcher.sketch(to_columns(data)), sketcher.sketch(to_columns(shuffled)))
+
+
+def test_sketch_survives_a_json_round_trip(small_profile: Profile) -> None:
+    sketch = small_profile.sketcher().sketch(to_columns([(1.0, None, "fax", "hi there", "es")] * 3))
+    assert_same(Sketch.from_json(sketch.to_json()), sketch)
+
+
+def test_every_event_is_counted_once_per_channel_and_per_segment(small_profile: Profile) -> None:
+    sketch = small_profile.sketcher().sketch(to_columns([(1.0, 2.0, "web", "a b", "en")] * 5 +
+                                                        [(1.0, 2.0, "web", "a b", "es")] * 2))
+    en = [g.name for g in small_profile.groups].index("language=en")
+    assert sketch.counts["amount"][0].sum() == 7 and sketch.counts["amount"][en].sum() == 5
+    assert sketch.counts["body.oov"][0].sum() == 14  # tokens, not events
+    assert sketch.gaps == {"language": {"es": 2}}
+
+
+def test_coverage_gap_values_are_bounded(small_profile: Profile) -> None:
+    languages = [f"lang{i}" for i in range(300)]
+    sketch = small_profile.sketcher().sketch(to_columns([(1.0, 1.0, "web", "x", v) for v in languages]))
+    assert len(sketch.gaps["language"]) == 101 and sketch.gaps["language"]["(other)"] == 200
+
+
+# Edge cases, judged end to end
+
+
+def judge_live(profile: Profile, live: Columns) -> dict[str, tuple[Severity, dict]]:
+    analyzer = Analyzer(profile)
+    results = analyzer.evaluate(analyzer.sketcher.sketch(live))
+    return {r.feature: (r.severity, r.stats) for r in results if r.group.field is None}
+
+
+@pytest.fixture(scope="module")
+def edge_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    rows = 2000
+    spec = Spec(model="edge", features={"constant": "numeric", "empty": "numeric", "single": "categorical"})
+    columns = {"constant": np.full(rows, 5.0), "empty": np.full(rows, np.nan), "single": np.full(rows, "a")}
+    return build_profile(tmp_path_factory.mktemp("edge"), spec, columns)
+
+
+def test_a_live_window_like_the_synthetic_one_is_ok(edge_profile: Profile) -> None:
+    live = {"constant": np.full(500, 5.0), "empty": np.full(500, np.nan), "single": to_labels(["a"] * 500)}
+    verdicts = judge_live(edge_profile, live)
+    assert {f: s for f, (s, _) in verdicts.items()} == dict.fromkeys(verdicts, Severity.OK)
+    assert verdicts["constant"][1]["psi"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_edge_cases_that_depart_are_critical(edge_profile: Profile) -> None:
+    live = {"constant": np.full(500, 6.0), "empty": np.ones(500), "single": to_labels(["b"] * 500)}
+    verdicts = judge_live(edge_profile, live)
+    assert verdicts["constant"][1]["out_of_range_share"] == 1.0
+    assert verdicts["empty"][1]["missing_rate_change"] == -1.0
+    assert verdicts["single"][1]["unseen_share"] == 1.0
+    assert all(severity == Severity.CRITICAL for severity, _ in verdicts.values())
+
+
+def test_an_empty_window_has_no_statistics_and_no_alarm(edge_profile: Profile) -> None:
+    analyzer = Analyzer(edge_profile)
+    results = analyzer.evaluate(analyzer.sketcher.empty())
+    assert {r.feature for r in results} == {"constant", "empty", "single"}
+    assert all(r.severity == Severity.OK and r.events == 0 for r in results)
+    assert all(value is None for r in results for value in r.stats.values())
+
+
+def test_affine_rescaling_of_a_feature_changes_no_statistic(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    train, live = rng.normal(0, 1, 3000), rng.normal(0.3, 1.2, 800)
+    spec = Spec(model="m", features={"x": "numeric"})
+    stats = []
+    for scale, shift in ((1.0, 0.0), (250.0, -40.0)):
+        (tmp_path / str(scale)).mkdir()
+        profile = build_profile(tmp_path / str(scale), spec, {"x": train * scale + shift})
+        stats.append(judge_live(profile, {"x": live * scale + shift})["x"][1])
+    for name in ("psi", "js", "ks", "wasserstein", "tail_share", "mean_shift_sd"):
+        assert stats[0][name] == pytest.approx(stats[1][name], rel=1e-6, abs=1e-9), name
