@@ -15,7 +15,7 @@ from monitor import statistics
 from monitor.calibration import NullBounds
 from monitor.channels import Channel, Encoded, NumericBins
 from monitor.columns import Columns
-from monitor.detectors import Detection, DetectorSettings, DriftDetectors, block_counts
+from monitor.detectors import Detection, DetectorSettings, DriftDetectors, block_counts, block_ends
 from monitor.profile import Profile
 from monitor.severity import DEFAULT_THRESHOLDS, Severity, Threshold, judge
 from monitor.sketch import Group, Sketch
@@ -79,11 +79,10 @@ class Analyzer:
             self._features.setdefault(channel.feature, []).append(channel)
         tests = sum(len(c.judged) for c in channels) * len(groups)
         self.bounds = NullBounds(tail=self.settings.false_alarm_rate / tests)
-        block = self.settings.detector.block
         warmup = self.sketcher.encode(profile.sample)
         self.detectors = DriftDetectors(
             channels, {c.name: self._references[c.name][0] for c in channels}, self.settings.detector,
-            {name: block_counts(e.index, self._size(name), block) for name, e in warmup.items()})
+            self.blocks({name: e.index for name, e in warmup.items() if e.owner is None}))
 
     def _size(self, channel: str) -> int:
         return self.profile.reference.counts[channel].shape[1]
@@ -96,11 +95,13 @@ class Analyzer:
         return sketch, self.detect(encoded, offsets)
 
     def detect(self, encoded: dict[str, Encoded], offsets: np.ndarray) -> list[Detection]:
+        blocks = self.blocks({name: e.index for name, e in encoded.items() if e.owner is None})
+        return self.detectors.update(blocks, block_ends(offsets, self.settings.detector.block))
+
+    def blocks(self, indices: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per channel, the bin counts of consecutive blocks of a batch's rows (their bin indices)."""
         block = self.settings.detector.block
-        blocks = {name: block_counts(e.index, self._size(name), block)
-                  for name, e in encoded.items() if e.owner is None}
-        ends = offsets[np.minimum(np.arange(block, len(offsets) + block, block), len(offsets)) - 1]
-        return self.detectors.update(blocks, ends)
+        return {name: block_counts(index, self._size(name), block) for name, index in indices.items()}
 
     def evaluate(self, sketch: Sketch) -> list[FeatureResult]:
         """Every feature in every group that saw traffic, worst first."""

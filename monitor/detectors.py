@@ -74,6 +74,15 @@ def block_counts(index: np.ndarray, size: int, block: int) -> np.ndarray:
     return np.bincount(flat, minlength=blocks * size).reshape(blocks, size)
 
 
+def block_ends(offsets: np.ndarray, block: int) -> np.ndarray:
+    """The offset of the last row of each block of `block` rows.
+
+    >>> block_ends(np.array([10, 11, 12, 14, 15]), 2).tolist()
+    [11, 14, 15]
+    """
+    return offsets[np.minimum(np.arange(block, len(offsets) + block, block), len(offsets)) - 1]
+
+
 class DriftDetectors:
     """A location and a spread detector for every distribution channel, on all traffic.
 
@@ -103,7 +112,9 @@ class DriftDetectors:
     def update(self, blocks: dict[str, np.ndarray], ends: np.ndarray) -> list[Detection]:
         found = []
         for channel in self.channels:
-            counts = blocks[channel.name]
+            counts = blocks.get(channel.name)
+            if counts is None:  # a batch from a stream that does not carry this channel
+                continue
             present = counts[:, :-1].sum(axis=1)
             means = (counts @ self._weights[channel.name]) / np.maximum(present, 1)[:, None]
             # In units of the synthetic null's standard error: River's bounds then act on the

@@ -65,6 +65,11 @@ class Sketch:
             gaps=gaps,
         )
 
+    def copy(self) -> Sketch:
+        return Sketch(self.events, {k: v.copy() for k, v in self.counts.items()},
+                      {k: v.copy() for k, v in self.sums.items()}, {k: v.copy() for k, v in self.squares.items()},
+                      {f: dict(v) for f, v in self.gaps.items()})
+
     def to_json(self) -> dict[str, Any]:
         return {
             "events": self.events,
@@ -116,21 +121,31 @@ class Sketcher:
         return result
 
     def encode(self, columns: Columns) -> dict[str, Encoded]:
-        """Every channel's bins for a batch."""
-        descriptors: dict[str, dict[str, np.ndarray]] = {}
-        return {c.name: c.encode(columns, descriptors) for c in self.channels}
+        """The bins of every channel whose columns the batch has.
 
-    def update(self, sketch: Sketch, columns: Columns, encoded: dict[str, Encoded] | None = None) -> None:
-        """Adds a batch of columns (all of one length) to `sketch`, in place; `encoded`, when
-        given, is `self.encode(columns)` already computed."""
+        A stream of requests has the features' columns, one of predictions the prediction's: each
+        batch adds to the channels it carries and leaves the others alone.
+        """
+        descriptors: dict[str, dict[str, np.ndarray]] = {}
+        return {c.name: c.encode(columns, descriptors) for c in self.channels
+                if c.column in columns and (c.second_column is None or c.second_column in columns)}
+
+    def update(self, sketch: Sketch, columns: Columns, encoded: dict[str, Encoded] | None = None,
+               events: bool = True) -> None:
+        """Adds a batch of columns (all of one length) to `sketch`, in place. `encoded`, when given,
+        is `self.encode(columns)` already computed. With `events=False` the rows are records joined
+        to events counted elsewhere: they add to their channels, not to the event count or gaps."""
         rows = len(next(iter(columns.values()))) if columns else 0
         if not rows:
             return
-        sketch.events += rows
-        codes = self._group_codes(columns, sketch.gaps)
+        if events:
+            sketch.events += rows
+        codes = self._group_codes(columns, sketch.gaps if events else {})
         encoded = encoded or self.encode(columns)
         n_groups = len(self.groups)
         for channel in self.channels:
+            if channel.name not in encoded:
+                continue
             encoded_channel = encoded[channel.name]
             size = channel.bins.size
             flat, elements = self._flat_index(encoded_channel, codes, size)
@@ -146,9 +161,13 @@ class Sketcher:
 
     def _group_codes(self, columns: Columns, gaps: dict[str, dict[str, int]]) -> list[np.ndarray]:
         """Per segment field, each row's group index (-1: not a profiled value); records gaps."""
+        rows = len(next(iter(columns.values())))
         codes = []
         for name in self._segment_fields:
-            values = columns[name]
+            values = columns.get(name)
+            if values is None:  # a stream without segments adds to all traffic only
+                codes.append(np.full(rows, -1, dtype=np.intp))
+                continue
             known = self.segment_values[name]
             present = values != None  # noqa: E711
             code = np.full(len(values), -1, dtype=np.intp)

@@ -1,0 +1,198 @@
+"""Windows assembled from partial sketches, each event counted exactly once.
+
+A worker reads its partitions in *chunks*: fixed, aligned offset ranges [k*C, (k+1)*C) of one
+source partition. For the chunk in progress it keeps a cumulative `Partial` (one sketch per window
+the chunk's events fall in, plus the detector blocks) and sends it again as it grows. The
+`Assembler` keeps the newest version of every chunk, so a version sent twice, or a chunk rebuilt
+from Kafka after a restart, *replaces* what it had instead of adding to it. A worker commits its
+offsets only at chunk boundaries, after the chunk's last version was sent: a restart resumes at the
+start of a chunk and rebuilds exactly the same partial.
+
+A window's key comes from the event: its record timestamp (time windows) or its offset (count
+windows, `events` per window spread over the partitions). Chunk boundaries, window keys and the
+order in which blocks reach the detectors depend only on the data, not on which worker read what,
+so two workers produce the same windows as one.
+
+A window closes when every source partition has moved past it, or has caught up with its end of
+the stream and stayed idle for `idle_seconds`. Events that arrive for a closed window are counted
+as late, not merged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, MutableMapping
+
+import numpy as np
+import orjson
+
+from monitor.sketch import Sketch
+
+
+@dataclass(frozen=True, slots=True)
+class Windowing:
+    """Which window an event belongs to: by record time (`seconds`) or by offset (`events`)."""
+
+    seconds: float | None = 60.0
+    events: int | None = None
+    partitions: int = 1
+
+    def key(self, offsets: np.ndarray, timestamps_ms: np.ndarray) -> np.ndarray:
+        """Window keys of a batch: the window's start in ms, or its index for count windows.
+
+        >>> Windowing(seconds=10).key(np.array([5, 6]), np.array([19_999, 20_000])).tolist()
+        [10000, 20000]
+        >>> Windowing(seconds=None, events=100, partitions=4).key(np.array([24, 25]), np.zeros(2)).tolist()
+        [0, 1]
+        """
+        if self.events:
+            return offsets // max(self.events // self.partitions, 1)
+        width = int(self.seconds * 1000)  # type: ignore[operator]
+        return timestamps_ms // width * width
+
+
+@dataclass(slots=True)
+class Blocks:
+    """Detector input: per channel, bin counts of consecutive blocks, and each block's last offset."""
+
+    counts: dict[str, np.ndarray]
+    ends: np.ndarray
+
+    def to_json(self) -> dict[str, Any]:
+        return {"counts": {k: v.tolist() for k, v in self.counts.items()}, "ends": self.ends.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Blocks:
+        return cls({k: np.asarray(v, dtype=np.int64) for k, v in data["counts"].items()},
+                   np.asarray(data["ends"], dtype=np.int64))
+
+
+@dataclass(slots=True)
+class Partial:
+    """The cumulative sketch of one chunk of one source partition, split by window."""
+
+    source: str
+    partition: int
+    first_offset: int
+    next_offset: int  # one past the last offset read so far
+    complete: bool  # the chunk's last offset has been read: no newer version will come
+    caught_up: bool  # the partition had nothing more to read when this was sent
+    windows: dict[int, Sketch] = field(default_factory=dict)
+    blocks: dict[int, Blocks] = field(default_factory=dict)
+
+    @property
+    def chunk(self) -> str:
+        return f"{self.source}/{self.partition}/{self.first_offset}"
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({
+            "source": self.source, "partition": self.partition, "first_offset": self.first_offset,
+            "next_offset": self.next_offset, "complete": self.complete, "caught_up": self.caught_up,
+            "windows": {str(k): v.to_json() for k, v in self.windows.items()},
+            "blocks": {str(k): v.to_json() for k, v in self.blocks.items()},
+        })
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Partial:
+        data = orjson.loads(raw)
+        return cls(data["source"], data["partition"], data["first_offset"], data["next_offset"], data["complete"],
+                   data["caught_up"], {int(k): Sketch.from_json(v) for k, v in data["windows"].items()},
+                   {int(k): Blocks.from_json(v) for k, v in data["blocks"].items()})
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    key: int
+    sketch: Sketch
+    blocks: list[Blocks]  # in (source, partition, offset) order: the detectors' input
+
+
+class Assembler:
+    """Merges partials into windows; its state lives in `store` (a Faust table, or a dict).
+
+    Keys of `store`: `chunk:<source>/<partition>/<first offset>` -> the chunk's newest partial,
+    `closed` -> the newest closed window key, `late` -> events that came after their window closed.
+    """
+
+    def __init__(self, store: MutableMapping[str, Any], empty: Sketch, sources: dict[str, int],
+                 idle_seconds: float, now: float) -> None:
+        self.store = store
+        self.empty = empty
+        self.sources = sources  # source topic -> partition count
+        self.idle_seconds = idle_seconds
+        # A partition not heard from counts as idle since start-up: topics with no traffic at all
+        # must not hold every window open.
+        self._started = now
+        self._seen: dict[tuple[str, int], tuple[int, bool, float]] = {}  # newest window, caught up, when
+        self._chunks: dict[str, Partial] = {}
+        for key in list(store):
+            if str(key).startswith("chunk:"):
+                self._remember(Partial.from_bytes(store[key]), now)
+
+    def _remember(self, partial: Partial, now: float) -> None:
+        self._chunks[f"chunk:{partial.chunk}"] = partial
+        newest = max(partial.windows, default=None)
+        seen = self._seen.get((partial.source, partial.partition))
+        if newest is None and seen:
+            newest = seen[0]
+        elif seen and seen[0] is not None and newest is not None:
+            newest = max(newest, seen[0])
+        self._seen[(partial.source, partial.partition)] = (newest, partial.caught_up, now)  # type: ignore[assignment]
+
+    def add(self, partial: Partial, now: float) -> int:
+        """Keeps the newest version of the partial's chunk; returns the events it brought too late."""
+        key = f"chunk:{partial.chunk}"
+        previous = self._chunks.get(key)
+        if previous is not None and previous.next_offset >= partial.next_offset:
+            return 0  # a replay of a version already merged
+        closed = self.store.get("closed")
+        late = 0
+        if closed is not None:
+            for window, sketch in partial.windows.items():
+                if window <= closed:
+                    before = previous.windows[window].events if previous and window in previous.windows else 0
+                    late += sketch.events - before
+            if late:
+                self.store["late"] = self.store.get("late", 0) + late
+        self.store[key] = partial.to_bytes()
+        self._remember(partial, now)
+        return late
+
+    def close_ready(self, now: float) -> list[Window]:
+        """The windows that can close now, oldest first, each removed from the open state."""
+        closed = self.store.get("closed")
+        open_keys = sorted({w for p in self._chunks.values() for w in p.windows if closed is None or w > closed})
+        windows = []
+        for window in open_keys:
+            if not self._ready(window, now):
+                break
+            windows.append(self._assemble(window))
+            self.store["closed"] = closed = window
+        for key, partial in list(self._chunks.items()):
+            if partial.complete and closed is not None and all(w <= closed for w in partial.windows):
+                del self.store[key], self._chunks[key]
+        return windows
+
+    def _ready(self, window: int, now: float) -> bool:
+        for source, partitions in self.sources.items():
+            for partition in range(partitions):
+                newest, caught_up, when = self._seen.get((source, partition), (None, True, self._started))
+                moved_on = newest is not None and newest > window
+                idle = caught_up and now - when >= self.idle_seconds
+                if not (moved_on or idle):
+                    return False
+        return True
+
+    def _assemble(self, window: int) -> Window:
+        sketch = self.empty
+        blocks = []
+        ordered = sorted((p for p in self._chunks.values() if window in p.windows),
+                         key=lambda p: (p.source, p.partition, p.first_offset))
+        for partial in ordered:
+            sketch = sketch.merge(partial.windows[window])
+            if window in partial.blocks:
+                blocks.append(partial.blocks[window])
+        return Window(window, sketch, blocks)
+
+    def late_events(self) -> int:
+        return int(self.store.get("late", 0))
