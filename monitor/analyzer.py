@@ -29,6 +29,7 @@ class DriftSettings:
     feature_thresholds: dict[str, dict[str, Threshold]] = field(default_factory=dict)
     false_alarm_rate: float = 0.01  # per window, over all features x segments x statistics
     min_events: int = 100  # a group with fewer events in a window is reported but not judged
+    exit_ratio: float = 0.8  # an alert holds until its statistics fall below this share of the thresholds
     detector: DetectorSettings = field(default_factory=DetectorSettings)
 
     def threshold(self, feature: str, statistic: str) -> Threshold:
@@ -44,6 +45,7 @@ class FeatureResult:
     stats: dict[str, float | None]
     severity: Severity
     breaches: tuple[str, ...]  # the statistics that set the severity
+    hold: Severity = Severity.OK  # the severity at thresholds lowered by `exit_ratio`
 
     def to_json(self) -> dict[str, Any]:
         return {"feature": self.feature, "segment": self.group.label, "kind": self.kind, "events": self.events,
@@ -96,7 +98,8 @@ class Analyzer:
 
     def detect(self, encoded: dict[str, Encoded], offsets: np.ndarray) -> list[Detection]:
         blocks = self.blocks({name: e.index for name, e in encoded.items() if e.owner is None})
-        return self.detectors.update(blocks, block_ends(offsets, self.settings.detector.block))
+        ends = block_ends(offsets, self.settings.detector.block)
+        return self.detectors.update(blocks, dict.fromkeys(blocks, ends))
 
     def blocks(self, indices: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Per channel, the bin counts of consecutive blocks of a batch's rows (their bin indices)."""
@@ -116,25 +119,31 @@ class Analyzer:
                 if g and not events[g]:
                     continue
                 stats: dict[str, float | None] = {}
-                severity, breaches = Severity.OK, []
+                severity, hold, breaches = Severity.OK, 0, []
                 for channel in channels:
-                    values, severities, breached = judged[channel.name]
+                    values, severities, holds, breached = judged[channel.name]
+                    hold = max(hold, holds[g])
                     prefix = f"{channel.descriptor}_" if channel.descriptor else ""
                     stats.update({prefix + k: (None if v[g] != v[g] else v[g]) for k, v in values.items()})  # NaN
                     if severities[g] > severity:
                         severity, breaches = Severity(severities[g]), []
                     if severities[g] == severity > Severity.OK:
                         breaches += [prefix + b for b in breached[g]]
-                results.append(FeatureResult(feature, group, kind, int(events[g]), stats, severity, tuple(breaches)))
+                results.append(FeatureResult(feature, group, kind, int(events[g]), stats, severity, tuple(breaches),
+                                             Severity(hold)))
         return sorted(results, key=lambda r: (-r.severity, r.feature, r.group.name))
 
-    def _judge(self, channel: Channel, sketch: Sketch) -> tuple[dict[str, list[float]], list[int], list[list[str]]]:
-        """A channel's statistics in every group, each group's severity and the statistics behind it."""
+    def _judge(self, channel: Channel,
+               sketch: Sketch) -> tuple[dict[str, list[float]], list[int], list[int], list[list[str]]]:
+        """A channel's statistics in every group, each group's severity, its severity at the lowered
+        thresholds, and the statistics behind the severity."""
         counts, reference = sketch.counts[channel.name], self._references[channel.name]
         stats = describe(channel, reference, counts, self.profile.reference, sketch)
         totals, present = counts.sum(axis=1), counts[:, :-1].sum(axis=1)
         severity = np.zeros(len(counts), dtype=np.intp)
+        hold = np.zeros(len(counts), dtype=np.intp)
         breaches: list[list[str]] = [[] for _ in counts]
+        ratio = self.settings.exit_ratio
         for statistic in channel.judged:
             values = statistics.JUDGED[statistic](reference, counts, self._novel[channel.name])
             sizes = totals if statistic == "missing_rate_change" else present
@@ -145,11 +154,13 @@ class Analyzer:
                                           int(sizes[g]))
                 value = abs(values[g]) if statistic == "missing_rate_change" else values[g]
                 verdict = int(judge(float(value), threshold, bound))
+                lowered = Threshold(threshold.warning * ratio, threshold.critical * ratio)
+                hold[g] = max(hold[g], int(judge(float(value), lowered, bound)))
                 if verdict > severity[g]:
                     severity[g], breaches[g] = verdict, []
                 if verdict and verdict == severity[g]:
                     breaches[g].append(statistic)
-        return {k: v.tolist() for k, v in stats.items()}, severity.tolist(), breaches
+        return {k: v.tolist() for k, v in stats.items()}, severity.tolist(), hold.tolist(), breaches
 
     def coverage_gaps(self, sketch: Sketch) -> list[CoverageGap]:
         """Segment values and categories the synthetic data never had, largest first."""
@@ -175,8 +186,8 @@ def describe(channel: Channel, reference: np.ndarray, counts: np.ndarray, refere
     bins = channel.bins
     if isinstance(bins, NumericBins):
         stats["ks"] = statistics.ks(p, q)
-        reference_mean, reference_sd = _moments(reference_sketch, channel.name)
-        live_mean, _ = _moments(live_sketch, channel.name)
+        reference_mean, reference_sd = reference_sketch.moments(channel.name)
+        live_mean, _ = live_sketch.moments(channel.name)
         spread = np.where(reference_sd > 0, reference_sd, 1.0)
         stats["wasserstein"] = statistics.wasserstein(
             _atoms(reference_sketch, channel.name), p, _atoms(live_sketch, channel.name), q) / spread
@@ -184,15 +195,6 @@ def describe(channel: Channel, reference: np.ndarray, counts: np.ndarray, refere
         stats["mean"] = live_mean
         stats["mean_shift_sd"] = (live_mean - reference_mean) / spread
     return {name: np.where(present, values, np.nan) for name, values in stats.items()}
-
-
-def _moments(sketch: Sketch, channel: str) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation per group (NaN where a group has no values)."""
-    n = sketch.counts[channel][:, :-1].sum(axis=1).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = sketch.sums[channel].sum(axis=1) / n
-        variance = sketch.squares[channel].sum(axis=1) / n - mean * mean
-    return mean, np.sqrt(np.maximum(variance, 0.0))
 
 
 def _atoms(sketch: Sketch, channel: str) -> np.ndarray:

@@ -235,6 +235,13 @@ JUDGED = {
 }
 
 
+def stream_of(channel: Channel) -> str:
+    """Which stream a channel's values come from: requests, predictions or feedback."""
+    if channel.kind == "performance":
+        return "feedback"
+    return "predictions" if channel.feature.startswith("prediction.") else "requests"
+
+
 def feature_kinds(spec: Spec) -> dict[str, str]:
     """Every monitored feature and its kind, predictions and performance included."""
     kinds: dict[str, str] = dict(spec.features)

@@ -24,28 +24,32 @@ class Chunk:
         self.end_offset = first_offset + size
         self.next_offset = first_offset
         self._sketches: dict[int, Sketch] = {}
-        self._indices: dict[int, list[dict[str, np.ndarray]]] = {}
-        self._offsets: dict[int, list[np.ndarray]] = {}
+        # Per window and detector channel, the bin indices of the rows read and their offsets.
+        self._indices: dict[int, dict[str, list[np.ndarray]]] = {}
+        self._offsets: dict[int, dict[str, list[np.ndarray]]] = {}
 
     @staticmethod
     def start(offset: int, size: int) -> int:
         """The first offset of the chunk that holds `offset`."""
         return offset // size * size
 
-    def add(self, columns: Columns, offsets: np.ndarray, timestamps_ms: np.ndarray, events: bool = True) -> None:
-        """Adds valid rows of this chunk (their offsets and record timestamps alongside)."""
+    def add(self, columns: Columns, offsets: np.ndarray, timestamps_ms: np.ndarray, stream: str,
+            events: bool = True) -> None:
+        """Adds rows read in this chunk, with the offset and record timestamp each is attributed to,
+        to the channels of `stream`. `events=False` marks joined records (see `Sketcher.update`)."""
         if not len(offsets):
             return
         keys = self.windowing.key(offsets, timestamps_ms)
         for key in np.unique(keys).tolist():
             rows = keys == key
             part = {name: values[rows] for name, values in columns.items()} if not rows.all() else columns
-            encoded = self.analyzer.sketcher.encode(part)
+            encoded = self.analyzer.sketcher.encode(part, stream)
             sketch = self._sketches.setdefault(key, self.analyzer.sketcher.empty())
             self.analyzer.sketcher.update(sketch, part, encoded, events=events)
-            detector_input = {name: e.index for name, e in encoded.items() if e.owner is None}
-            self._indices.setdefault(key, []).append(detector_input)
-            self._offsets.setdefault(key, []).append(offsets[rows])
+            for name, channel in encoded.items():
+                if channel.owner is None:
+                    self._indices.setdefault(key, {}).setdefault(name, []).append(channel.index)
+                    self._offsets.setdefault(key, {}).setdefault(name, []).append(offsets[rows])
 
     def advance(self, next_offset: int) -> None:
         """Records that every offset below `next_offset` was read, valid or not."""
@@ -56,11 +60,11 @@ class Chunk:
         return self.next_offset >= self.end_offset
 
     def partial(self, caught_up: bool) -> Partial:
+        block = self.analyzer.settings.detector.block
         blocks = {}
-        for key, batches in self._indices.items():
-            offsets = np.concatenate(self._offsets[key])
-            # A chunk holds rows of one stream, so every batch has the same channels.
-            merged = {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
-            blocks[key] = Blocks(self.analyzer.blocks(merged), block_ends(offsets, self.analyzer.settings.detector.block))
+        for key, channels in self._indices.items():
+            indices = {name: np.concatenate(parts) for name, parts in channels.items()}
+            ends = {name: block_ends(np.concatenate(parts), block) for name, parts in self._offsets[key].items()}
+            blocks[key] = Blocks(self.analyzer.blocks(indices), ends)
         return Partial(self.source, self.partition, self.first_offset, self.next_offset, self.complete, caught_up,
                        {key: sketch.copy() for key, sketch in self._sketches.items()}, blocks)

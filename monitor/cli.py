@@ -13,7 +13,8 @@ import yaml
 
 from monitor import __version__, example
 from monitor.check import check, reached, render_text
-from monitor.config import ConfigError, drift_settings, load_yaml
+from monitor.broker import BrokerError, EmbeddedBroker, ensure_topics_sync
+from monitor.config import ConfigError, KafkaSettings, Topics, drift_settings, load_yaml, worker_config
 from monitor.profile import Profile, ProfileError, ProfileSettings, build, summary
 from monitor.spec import Spec, SpecError, infer
 from monitor.tables import TableError, read_raw
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.run(args)
-    except (SpecError, ProfileError, TableError, ConfigError) as exc:
+    except (SpecError, ProfileError, TableError, ConfigError, BrokerError) as exc:
         print(f"synthdrift: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -74,10 +75,40 @@ def _parser() -> argparse.ArgumentParser:
                            help="exit 1 when any window reaches this severity (a CI gate)")
     check_cmd.set_defaults(run=_check)
 
+    worker_cmd = commands.add_parser("worker", help="run the streaming monitor on Kafka")
+    worker_cmd.add_argument("--config", type=Path, help="monitor.yaml (SYNTHDRIFT_* variables override it)")
+    worker_cmd.add_argument("--loglevel", default="warning", choices=("debug", "info", "warning", "error"))
+    worker_cmd.set_defaults(run=_worker)
+
+    broker_cmd = commands.add_parser("broker", help="run the embedded Kafka-compatible broker (tansu) for development")
+    broker_cmd.add_argument("--port", type=int, default=9092)
+    broker_cmd.set_defaults(run=_broker)
+
+    replay_cmd = commands.add_parser("replay", help="produce a file of live events to the topics (backtests)")
+    replay_cmd.add_argument("--input", required=True, type=Path, help="events, one JSON object per line")
+    _kafka_arguments(replay_cmd)
+    replay_cmd.set_defaults(run=_replay)
+
+    simulate_cmd = commands.add_parser("simulate", help="produce traffic drawn from a profile, with injected drift")
+    simulate_cmd.add_argument("--profile", required=True, type=Path)
+    simulate_cmd.add_argument("--events", type=_positive, default=100_000)
+    simulate_cmd.add_argument("--drift", action="append", default=[], metavar="RULE",
+                              help="FIELD=shift:SDS | FIELD=scale:FACTOR | FIELD=new:VALUE:SHARE (repeatable)")
+    simulate_cmd.add_argument("--at", type=int, default=0, help="the event from which the drift applies")
+    simulate_cmd.add_argument("--seed", type=int, default=0)
+    simulate_cmd.add_argument("--output", type=Path, help="write events to this file instead of Kafka")
+    _kafka_arguments(simulate_cmd)
+    simulate_cmd.set_defaults(run=_simulate)
+
     demo_cmd = commands.add_parser("demo", help="run the bundled support-ticket example end to end")
     demo_cmd.add_argument("--directory", type=Path, default=Path(".demo"), help="where to write its files")
     demo_cmd.set_defaults(run=_demo)
     return parser
+
+
+def _kafka_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", type=Path, help="monitor.yaml, for the broker address and topic names")
+    command.add_argument("--rate", type=float, default=0.0, help="events per second (default: as fast as possible)")
 
 
 def _positive(text: str) -> int:
@@ -123,7 +154,7 @@ def _profile_show(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    settings = drift_settings(load_yaml(args.config) if args.config else {})
+    settings = drift_settings(load_yaml(args.config))
     profile = Profile.load(args.profile)
     try:
         lines = args.input.open("rb")
@@ -147,4 +178,78 @@ def _demo(args: argparse.Namespace) -> int:
     print(summary(profile), end="\n\n")
     with paths["live"].open("rb") as lines:
         print(render_text(check(profile, lines, window=5000)))
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import faust.worker
+
+    from monitor.worker import create_app, topics_to_create
+
+    config = worker_config(args.config)
+    profile = Profile.load(config.profile)
+    _create_topics(config.kafka, topics_to_create(config, profile))
+    app = create_app(config, profile)
+    faust.worker.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    return EXIT_OK
+
+
+def _create_topics(kafka: KafkaSettings, topics: dict[str, int]) -> None:
+    try:
+        ensure_topics_sync(kafka.client_options(), topics)
+    except Exception as exc:  # aiokafka raises several kinds for an unreachable broker
+        raise BrokerError(f"cannot reach Kafka at {kafka.bootstrap_servers}: {exc}") from None
+
+
+def _broker(args: argparse.Namespace) -> int:
+    with EmbeddedBroker(port=args.port) as broker:
+        print(f"tansu is listening on {broker.bootstrap_servers} (in memory); Ctrl-C stops it", flush=True)
+        assert broker.process is not None
+        broker.process.wait()
+    return EXIT_OK
+
+
+def _kafka(args: argparse.Namespace) -> tuple[KafkaSettings, Topics]:
+    data = load_yaml(args.config)
+    return KafkaSettings(**{k: v for k, v in data.get("kafka", {}).items() if k != "sasl_password_file"}), \
+        Topics(**data.get("topics", {}))
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from monitor.replay import produce
+
+    kafka, topics = _kafka(args)
+    try:
+        lines = args.input.open("rb")
+    except OSError as exc:
+        print(f"synthdrift: error: {args.input}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    with lines:
+        sent = asyncio.run(produce(kafka.client_options(), topics, lines, rate=args.rate))
+    print(f"sent {sent:,} events from {args.input} to {kafka.bootstrap_servers}")
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from monitor.replay import Drift, produce, simulate
+
+    profile = Profile.load(args.profile)
+    try:
+        drifts = [Drift.parse(rule) for rule in args.drift]
+    except ValueError as exc:
+        print(f"synthdrift: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    lines = (orjson.dumps(e) + b"\n" for e in simulate(profile, args.events, drifts, args.at, args.seed))
+    if args.output:
+        with args.output.open("wb") as out:
+            out.writelines(lines)
+        print(f"wrote {args.events:,} events to {args.output}")
+        return EXIT_OK
+    kafka, topics = _kafka(args)
+    sent = asyncio.run(produce(kafka.client_options(), topics, lines, rate=args.rate))
+    print(f"sent {sent:,} simulated events to {kafka.bootstrap_servers}")
     return EXIT_OK

@@ -86,8 +86,8 @@ def block_ends(offsets: np.ndarray, block: int) -> np.ndarray:
 class DriftDetectors:
     """A location and a spread detector for every distribution channel, on all traffic.
 
-    `update` takes per channel the bin counts of consecutive blocks, and the stream offset of
-    each block's last event; it returns the detections, each at the offset of its block's end.
+    `update` takes per channel the bin counts of consecutive blocks and the stream offset of each
+    block's last event; it returns the detections, each at the offset of its block's end.
     """
 
     SIGNALS = ("location", "spread")
@@ -107,9 +107,9 @@ class DriftDetectors:
             mean = present @ signals
             self._null[channel.name] = (mean, np.sqrt(np.maximum(present @ signals**2 - mean**2, 1e-12)))
         self._detectors = {(c.name, s): settings.create() for c in self.channels for s in self.SIGNALS}
-        self.update(warmup, np.full(len(next(iter(warmup.values()), [])), -1))
+        self.update(warmup, {name: np.full(len(counts), -1) for name, counts in warmup.items()})
 
-    def update(self, blocks: dict[str, np.ndarray], ends: np.ndarray) -> list[Detection]:
+    def update(self, blocks: dict[str, np.ndarray], ends: dict[str, np.ndarray]) -> list[Detection]:
         found = []
         for channel in self.channels:
             counts = blocks.get(channel.name)
@@ -123,7 +123,7 @@ class DriftDetectors:
             means = (means - null_mean) / null_sd * np.sqrt(np.maximum(present, 1))[:, None]
             for signal, column in zip(self.SIGNALS, means.T):
                 detector = self._detectors[(channel.name, signal)]
-                for value, n, end in zip(column.tolist(), present.tolist(), ends.tolist()):
+                for value, n, end in zip(column.tolist(), present.tolist(), ends[channel.name].tolist()):
                     if not n:
                         continue
                     detector.update(value)

@@ -53,8 +53,12 @@ def event_schema(spec: Spec) -> dict[str, Any]:
     return schema
 
 
+SCHEMAS = {"requests": "event", "predictions": "prediction", "feedback": "feedback"}
+
+
 class EventParser:
-    """Parses and validates live events for one spec's model.
+    """Parses and validates live events of one stream (requests, predictions, feedback) for one
+    spec's model. Requests and joined records are checked against the spec's feature kinds.
 
     >>> spec = Spec(model="m", features={"amount": "numeric"})
     >>> parser = EventParser(spec)
@@ -64,10 +68,12 @@ class EventParser:
     <Reason.NON_FINITE: 'non_finite'>
     """
 
-    def __init__(self, spec: Spec, max_bytes: int = MAX_EVENT_BYTES) -> None:
+    def __init__(self, spec: Spec, stream: str = "requests", max_bytes: int = MAX_EVENT_BYTES) -> None:
         self.spec = spec
         self.max_bytes = max_bytes
-        self._validate = fastjsonschema.compile(event_schema(spec))
+        schema = event_schema(spec) if stream == "requests" else schemas.load(SCHEMAS[stream])
+        self._validate = fastjsonschema.compile(schema)
+        self._check_model = "model" in schema["required"]
 
     def parse(self, raw: bytes) -> dict[str, Any] | Invalid:
         if len(raw) > self.max_bytes:
@@ -82,15 +88,16 @@ class EventParser:
             self._validate(event)
         except schemas.ValidationError as exc:
             return Invalid(Reason.SCHEMA_VIOLATION, exc.message)
-        if event["model"] != self.spec.model:
+        if self._check_model and event["model"] != self.spec.model:
             return Invalid(Reason.UNKNOWN_MODEL, f"model {event['model']!r} is not {self.spec.model!r}")
         return event
 
 
 def to_columns(events: list[dict[str, Any]], spec: Spec) -> Columns:
-    """Columns named as in the training table, from validated events."""
+    """Columns named as in the training table, from validated events or joined records (a part an
+    event does not carry reads as missing)."""
     raw: dict[str, list[Any]] = {}
-    features = [e["features"] for e in events]
+    features = [e.get("features") or {} for e in events]
     for name in spec.features:
         raw[name] = [f.get(name) for f in features]
     if spec.segments:

@@ -341,11 +341,8 @@ def summary(profile: Profile) -> str:
 def _describe(profile: Profile, channel: Channel, counts: np.ndarray) -> str:
     bins = channel.bins
     if isinstance(bins, NumericBins):
-        n = counts[:-1].sum()
-        total = profile.reference.sums[channel.name][0].sum()
-        squares = profile.reference.squares[channel.name][0].sum()
-        mean = total / n if n else float("nan")
-        sd = float(np.sqrt(max(squares / n - mean * mean, 0.0))) if n else float("nan")
+        means, sds = profile.reference.moments(channel.name)
+        mean, sd = means[0], sds[0]
         return f"mean {mean:.4g}  sd {sd:.4g}  range [{bins.edges[0]:.4g}, {bins.edges[-1]:.4g}]  " \
                f"{bins.interior} bins"
     if isinstance(bins, CategoryBins):

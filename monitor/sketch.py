@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.channels import CategoryBins, Channel, Encoded, NumericBins
+from monitor.channels import CategoryBins, Channel, Encoded, NumericBins, stream_of
 from monitor.columns import Columns
 
 MAX_GAP_VALUES = 100  # distinct unseen values tracked per field and window; the rest add up in OTHER
@@ -70,6 +70,14 @@ class Sketch:
                       {k: v.copy() for k, v in self.sums.items()}, {k: v.copy() for k, v in self.squares.items()},
                       {f: dict(v) for f, v in self.gaps.items()})
 
+    def moments(self, channel: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of a numeric channel per group (NaN where a group has none)."""
+        n = self.counts[channel][:, :-1].sum(axis=1).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self.sums[channel].sum(axis=1) / n
+            variance = self.squares[channel].sum(axis=1) / n - mean * mean
+        return mean, np.sqrt(np.maximum(variance, 0.0))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "events": self.events,
@@ -120,18 +128,17 @@ class Sketcher:
         self.update(result, columns)
         return result
 
-    def encode(self, columns: Columns) -> dict[str, Encoded]:
-        """The bins of every channel whose columns the batch has.
+    def encode(self, columns: Columns, stream: str | None = None) -> dict[str, Encoded]:
+        """The bins of every channel of `stream` (requests, predictions, feedback; None: all).
 
-        A stream of requests has the features' columns, one of predictions the prediction's: each
-        batch adds to the channels it carries and leaves the others alone.
+        Each stream's batches add to their own channels and leave the others alone.
         """
         descriptors: dict[str, dict[str, np.ndarray]] = {}
         return {c.name: c.encode(columns, descriptors) for c in self.channels
-                if c.column in columns and (c.second_column is None or c.second_column in columns)}
+                if stream is None or stream_of(c) == stream}
 
     def update(self, sketch: Sketch, columns: Columns, encoded: dict[str, Encoded] | None = None,
-               events: bool = True) -> None:
+               events: bool = True, stream: str | None = None) -> None:
         """Adds a batch of columns (all of one length) to `sketch`, in place. `encoded`, when given,
         is `self.encode(columns)` already computed. With `events=False` the rows are records joined
         to events counted elsewhere: they add to their channels, not to the event count or gaps."""
@@ -141,7 +148,7 @@ class Sketcher:
         if events:
             sketch.events += rows
         codes = self._group_codes(columns, sketch.gaps if events else {})
-        encoded = encoded or self.encode(columns)
+        encoded = encoded or self.encode(columns, stream)
         n_groups = len(self.groups)
         for channel in self.channels:
             if channel.name not in encoded:
@@ -175,7 +182,7 @@ class Sketcher:
                 distinct, inverse = np.unique(values[present].astype(str), return_inverse=True)
                 lookup = np.array([self._group_index.get((name, v), -1) for v in distinct], dtype=np.intp)
                 code[present] = lookup[inverse]
-                new = {v: int(c) for v, c in zip(distinct, np.bincount(inverse)) if v not in known}
+                new = {v: c for v, c in zip(distinct.tolist(), np.bincount(inverse).tolist()) if v not in known}
                 if new:
                     _add_gaps(gaps.setdefault(name, {}), new)
             codes.append(code)

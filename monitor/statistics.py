@@ -109,3 +109,12 @@ JUDGED: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = 
     "accuracy_gap": _novel_excess,
     "missing_rate_change": _missing_change,
 }
+
+
+def judged_name(statistic: str) -> str | None:
+    """The judged statistic a reported name stands for, descriptor prefixes aside.
+
+    >>> judged_name("psi"), judged_name("non_ascii_out_of_range_share"), judged_name("js")
+    ('psi', 'out_of_range_share', None)
+    """
+    return next((name for name in JUDGED if statistic == name or statistic.endswith("_" + name)), None)

@@ -53,18 +53,20 @@ class Windowing:
 
 @dataclass(slots=True)
 class Blocks:
-    """Detector input: per channel, bin counts of consecutive blocks, and each block's last offset."""
+    """Detector input of one chunk: per channel, bin counts of consecutive blocks, and each
+    block's last offset (a stream's own events and the records joined to them differ)."""
 
     counts: dict[str, np.ndarray]
-    ends: np.ndarray
+    ends: dict[str, np.ndarray]
 
     def to_json(self) -> dict[str, Any]:
-        return {"counts": {k: v.tolist() for k, v in self.counts.items()}, "ends": self.ends.tolist()}
+        return {"counts": {k: v.tolist() for k, v in self.counts.items()},
+                "ends": {k: v.tolist() for k, v in self.ends.items()}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Blocks:
         return cls({k: np.asarray(v, dtype=np.int64) for k, v in data["counts"].items()},
-                   np.asarray(data["ends"], dtype=np.int64))
+                   {k: np.asarray(v, dtype=np.int64) for k, v in data["ends"].items()})
 
 
 @dataclass(slots=True)
@@ -84,34 +86,41 @@ class Partial:
     def chunk(self) -> str:
         return f"{self.source}/{self.partition}/{self.first_offset}"
 
-    def to_bytes(self) -> bytes:
-        return orjson.dumps({
+    def to_json(self) -> dict[str, Any]:
+        return {
             "source": self.source, "partition": self.partition, "first_offset": self.first_offset,
             "next_offset": self.next_offset, "complete": self.complete, "caught_up": self.caught_up,
             "windows": {str(k): v.to_json() for k, v in self.windows.items()},
             "blocks": {str(k): v.to_json() for k, v in self.blocks.items()},
-        })
+        }
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> Partial:
-        data = orjson.loads(raw)
+    def from_json(cls, data: dict[str, Any]) -> Partial:
         return cls(data["source"], data["partition"], data["first_offset"], data["next_offset"], data["complete"],
                    data["caught_up"], {int(k): Sketch.from_json(v) for k, v in data["windows"].items()},
                    {int(k): Blocks.from_json(v) for k, v in data["blocks"].items()})
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_json())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Partial:
+        return cls.from_json(orjson.loads(raw))
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
     key: int
     sketch: Sketch
-    blocks: list[Blocks]  # in (source, partition, offset) order: the detectors' input
+    blocks: list[tuple[str, int, Blocks]]  # source, partition, blocks: in that order, the detectors' input
 
 
 class Assembler:
     """Merges partials into windows; its state lives in `store` (a Faust table, or a dict).
 
-    Keys of `store`: `chunk:<source>/<partition>/<first offset>` -> the chunk's newest partial,
-    `closed` -> the newest closed window key, `late` -> events that came after their window closed.
+    Keys of `store` (JSON values, as a Faust table keeps them): `chunk:<source>/<partition>/<first
+    offset>` -> the chunk's newest partial, `closed` -> the newest closed window key, `late` ->
+    events that came after their window closed.
     """
 
     def __init__(self, store: MutableMapping[str, Any], empty: Sketch, sources: dict[str, int],
@@ -126,8 +135,9 @@ class Assembler:
         self._seen: dict[tuple[str, int], tuple[int, bool, float]] = {}  # newest window, caught up, when
         self._chunks: dict[str, Partial] = {}
         for key in list(store):
-            if str(key).startswith("chunk:"):
-                self._remember(Partial.from_bytes(store[key]), now)
+            raw = store.get(key)
+            if str(key).startswith("chunk:") and raw is not None:  # a deleted key may linger as None
+                self._remember(Partial.from_json(raw), now)
 
     def _remember(self, partial: Partial, now: float) -> None:
         self._chunks[f"chunk:{partial.chunk}"] = partial
@@ -145,7 +155,7 @@ class Assembler:
         previous = self._chunks.get(key)
         if previous is not None and previous.next_offset >= partial.next_offset:
             return 0  # a replay of a version already merged
-        closed = self.store.get("closed")
+        closed = self._number("closed")
         late = 0
         if closed is not None:
             for window, sketch in partial.windows.items():
@@ -153,21 +163,22 @@ class Assembler:
                     before = previous.windows[window].events if previous and window in previous.windows else 0
                     late += sketch.events - before
             if late:
-                self.store["late"] = self.store.get("late", 0) + late
-        self.store[key] = partial.to_bytes()
+                self.store["late"] = self.late_events() + late
+        self.store[key] = partial.to_json()
         self._remember(partial, now)
         return late
 
     def close_ready(self, now: float) -> list[Window]:
         """The windows that can close now, oldest first, each removed from the open state."""
-        closed = self.store.get("closed")
+        closed = self._number("closed")
         open_keys = sorted({w for p in self._chunks.values() for w in p.windows if closed is None or w > closed})
         windows = []
         for window in open_keys:
             if not self._ready(window, now):
                 break
             windows.append(self._assemble(window))
-            self.store["closed"] = closed = window
+            self.store["closed"] = window
+            closed = window
         for key, partial in list(self._chunks.items()):
             if partial.complete and closed is not None and all(w <= closed for w in partial.windows):
                 del self.store[key], self._chunks[key]
@@ -191,8 +202,12 @@ class Assembler:
         for partial in ordered:
             sketch = sketch.merge(partial.windows[window])
             if window in partial.blocks:
-                blocks.append(partial.blocks[window])
+                blocks.append((partial.source, partial.partition, partial.blocks[window]))
         return Window(window, sketch, blocks)
 
     def late_events(self) -> int:
-        return int(self.store.get("late", 0))
+        return self._number("late") or 0
+
+    def _number(self, key: str) -> int | None:
+        value = self.store.get(key)
+        return None if value is None else int(value)

@@ -34,7 +34,7 @@ def read(analyzer: Analyzer, data: tuple[Columns, np.ndarray], partition: int, s
                 chunk = Chunk(analyzer, WINDOWING, "requests", partition, Chunk.start(offset, CHUNK), CHUNK)
             cut = min(chunk.end_offset, end)
             rows = slice(offset, cut)
-            chunk.add({k: v[rows] for k, v in columns.items()}, np.arange(offset, cut), timestamps[rows])
+            chunk.add({k: v[rows] for k, v in columns.items()}, np.arange(offset, cut), timestamps[rows], "requests")
             chunk.advance(cut)
             sent.append(chunk.partial(caught_up=cut == PER_PARTITION))
             offset = cut
@@ -102,11 +102,12 @@ def test_events_for_a_closed_window_are_counted_late(small_profile: Profile, dat
     columns, timestamps = data[0]
     assembler = Assembler({}, analyzer.sketcher.empty(), {"requests": 1}, idle_seconds=5, now=0)
     chunk = Chunk(analyzer, WINDOWING, "requests", 0, 0, CHUNK)
-    chunk.add({k: v[:100] for k, v in columns.items()}, np.arange(100), timestamps[:100])
+    chunk.add({k: v[:100] for k, v in columns.items()}, np.arange(100), timestamps[:100], "requests")
     chunk.advance(100)
     assembler.add(chunk.partial(caught_up=True), now=0)
     assert [w.key for w in assembler.close_ready(now=6)] == [0]
-    chunk.add({k: v[100:103] for k, v in columns.items()}, np.arange(100, 103), np.zeros(3, dtype=np.int64))
+    chunk.add({k: v[100:103] for k, v in columns.items()}, np.arange(100, 103), np.zeros(3, dtype=np.int64),
+              "requests")
     chunk.advance(103)
     assert assembler.add(chunk.partial(caught_up=True), now=7) == 3
     assert assembler.late_events() == 3

@@ -1,0 +1,82 @@
+"""Alert events: one per change of state of a feature in a segment, with hysteresis.
+
+A feature enters `warning` or `critical` after that severity held for `enter_windows` consecutive
+windows, and leaves it only when its statistics fall below the lowered thresholds of the drift
+settings' `exit_ratio` (the result's `hold` severity), so a value hovering at a threshold does not
+flap. Nothing is sent while a state holds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.analyzer import FeatureResult
+from monitor.severity import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    enter_windows: int = 2
+
+
+@dataclass(slots=True)
+class _Track:
+    state: int = 0
+    streaks: list[int] = field(default_factory=lambda: [0, 0, 0])  # windows in a row at >= each severity
+
+
+class AlertStates:
+    """The alert state of every (feature, segment), advanced window by window.
+
+    >>> from monitor.sketch import Group
+    >>> states = AlertStates(AlertSettings(enter_windows=2))
+    >>> hot = FeatureResult("amount", Group(), "numeric", 500, {"psi": 0.4}, Severity.CRITICAL, ("psi",),
+    ...                     hold=Severity.CRITICAL)
+    >>> [len(states.advance([hot], {})) for _ in range(3)]
+    [0, 1, 0]
+    """
+
+    def __init__(self, settings: AlertSettings, tracks: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self._tracks = {k: _Track(v["state"], v["streaks"]) for k, v in (tracks or {}).items()}
+
+    def advance(self, results: list[FeatureResult], context: dict[str, Any]) -> list[dict[str, Any]]:
+        """Alert events for the state changes this window's results make; `context` goes into each."""
+        events = []
+        for result in results:
+            key = f"{result.feature}|{result.group.name}"
+            track = self._tracks.setdefault(key, _Track())
+            severity = int(result.severity)
+            track.streaks = [track.streaks[level] + 1 if severity >= level else 0 for level in range(3)]
+            entered = max((level for level in range(3) if track.streaks[level] >= self.settings.enter_windows),
+                          default=0)
+            # Up after enough windows in a row; down only below the lowered thresholds.
+            new = max(entered, min(track.state, int(result.hold)))
+            if new != track.state:
+                events.append(self._event(result, track.state, new, context))
+                track.state = new
+        return events
+
+    def state(self, feature: str, segment: str) -> Severity:
+        return Severity(self._tracks.get(f"{feature}|{segment}", _Track()).state)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: {"state": t.state, "streaks": t.streaks} for k, t in self._tracks.items()}
+
+    @staticmethod
+    def _event(result: FeatureResult, old: int, new: int, context: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "alert_id": str(uuid.uuid4()),
+            "time": time.time(),
+            **context,
+            "feature": result.feature,
+            "segment": result.group.label,
+            "state": "resolved" if new == 0 else str(Severity(new)),
+            "previous": str(Severity(old)),
+            "events": result.events,
+            "stats": result.stats,
+            "breaches": list(result.breaches),
+        }

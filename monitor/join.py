@@ -1,0 +1,111 @@
+"""Joining a request's prediction, and later its ground truth, by `request_id`.
+
+Whichever side arrives first waits, for at most `ttl` seconds and among at most `max_pending`
+waiting entries per kind; what expires or is pushed out unmatched is counted, never kept. A joined
+prediction carries its request's segments; a joined feedback carries the segments and the
+predicted label, which is what the reality-gap (performance) channel needs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from typing import Any
+
+
+class _Waiting:
+    """Entries by request id, oldest first, each with its expiry time."""
+
+    def __init__(self, max_pending: int) -> None:
+        self.max_pending = max_pending
+        self.entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+
+    def put(self, key: str, value: Any, expires: float) -> int:
+        """Stores a value; returns how many entries it pushed out."""
+        self.entries[key] = (expires, value)
+        self.entries.move_to_end(key)
+        pushed = 0
+        while len(self.entries) > self.max_pending:
+            self.entries.popitem(last=False)
+            pushed += 1
+        return pushed
+
+    def take(self, key: str) -> Any | None:
+        entry = self.entries.pop(key, None)
+        return None if entry is None else entry[1]
+
+    def expire(self, now: float) -> int:
+        expired = 0
+        while self.entries:
+            key, (expires, _) = next(iter(self.entries.items()))
+            if expires > now:
+                break
+            del self.entries[key]
+            expired += 1
+        return expired
+
+
+class JoinBuffer:
+    """Joins predictions to requests (either order) and feedback to joined predictions.
+
+    >>> join = JoinBuffer(ttl=60, max_pending=100)
+    >>> join.prediction("r1", {"label": "billing"}, now=0)
+    []
+    >>> join.request("r1", {"language": "de"}, now=1)
+    [{'request_id': 'r1', 'segments': {'language': 'de'}, 'prediction': {'label': 'billing'}}]
+    >>> join.feedback("r1", "shipping", "organic", now=2)
+    [{'request_id': 'r1', 'segments': {'language': 'de'}, 'prediction': {'label': 'billing'}, 'label': 'shipping', 'provenance': 'organic'}]
+    """
+
+    def __init__(self, ttl: float, max_pending: int) -> None:
+        self.ttl = ttl
+        self.requests = _Waiting(max_pending)  # request id -> segments, waiting for a prediction
+        self.predictions = _Waiting(max_pending)  # request id -> prediction, waiting for a request
+        self.joined = _Waiting(max_pending)  # request id -> joined prediction, waiting for feedback
+        self.feedbacks = _Waiting(max_pending)  # request id -> (label, provenance), waiting for a prediction
+        self.outcomes: Counter[tuple[str, str]] = Counter()  # (kind, matched | expired)
+
+    def request(self, request_id: str, segments: dict[str, Any], now: float) -> list[dict[str, Any]]:
+        prediction = self.predictions.take(request_id)
+        if prediction is None:
+            self._count("request", "expired", self.requests.put(request_id, segments, now + self.ttl))
+            return []
+        return self._joined(request_id, segments, prediction, now)
+
+    def prediction(self, request_id: str, prediction: dict[str, Any], now: float) -> list[dict[str, Any]]:
+        segments = self.requests.take(request_id)
+        if segments is None:
+            self._count("prediction", "expired", self.predictions.put(request_id, prediction, now + self.ttl))
+            return []
+        return self._joined(request_id, segments, prediction, now)
+
+    def feedback(self, request_id: str, label: Any, provenance: str | None, now: float) -> list[dict[str, Any]]:
+        joined = self.joined.take(request_id)
+        if joined is None:
+            self._count("feedback", "expired",
+                        self.feedbacks.put(request_id, (label, provenance), now + self.ttl))
+            return []
+        self._count("feedback", "matched")
+        return [{**joined, "label": label, "provenance": provenance}]
+
+    def _joined(self, request_id: str, segments: dict[str, Any], prediction: dict[str, Any],
+                now: float) -> list[dict[str, Any]]:
+        self._count("prediction", "matched")
+        record = {"request_id": request_id, "segments": segments, "prediction": prediction}
+        waiting = self.feedbacks.take(request_id)
+        if waiting is not None:
+            self._count("feedback", "matched")
+            return [record, {**record, "label": waiting[0], "provenance": waiting[1]}]
+        self._count("joined", "expired", self.joined.put(request_id, record, now + self.ttl))
+        return [record]
+
+    def expire(self, now: float) -> None:
+        for kind, waiting in (("request", self.requests), ("prediction", self.predictions),
+                              ("joined", self.joined), ("feedback", self.feedbacks)):
+            self._count(kind, "expired", waiting.expire(now))
+
+    def _count(self, kind: str, outcome: str, n: int = 1) -> None:
+        if n:
+            self.outcomes[(kind, outcome)] += n
+
+    def pending(self) -> int:
+        return sum(len(w.entries) for w in (self.requests, self.predictions, self.joined, self.feedbacks))

@@ -1,0 +1,101 @@
+"""Prometheus metrics: declared once, here, and updated from the core's results.
+
+Label sets stay bounded: segments are the profile's (at most `top_k` values per field keep their
+own label, the rest share `<field>=other`), coverage-gap values beyond the top k are `other`, and
+statistics and detectors are closed sets.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from monitor.analyzer import CoverageGap, DriftSettings, FeatureResult
+from monitor.detectors import Detection
+from monitor.statistics import judged_name
+
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry, model: str, top_k: int) -> None:
+        self.registry = registry
+        self.model = model
+        self.top_k = top_k
+        self.events = Counter("synthdrift_events_total", "Events read, by stream and status (valid, invalid, late).",
+                              ["stream", "status"], registry=registry)
+        self.dead_letters = Counter("synthdrift_dead_letters_total", "Events sent to the dead-letter topic.",
+                                    ["stream", "reason"], registry=registry)
+        self.drift_score = Gauge("synthdrift_feature_drift_score", "A drift statistic in the last closed window.",
+                                 ["model", "feature", "segment", "statistic"], registry=registry)
+        self.drift_threshold = Gauge("synthdrift_feature_drift_threshold",
+                                     "The effect-size threshold a statistic is judged against.",
+                                     ["model", "feature", "segment", "statistic", "severity"], registry=registry)
+        self.drift_severity = Gauge("synthdrift_feature_drift_severity",
+                                    "Severity in the last closed window: 0 ok, 1 warning, 2 critical.",
+                                    ["model", "feature", "segment"], registry=registry)
+        self.detections = Counter("synthdrift_drift_detections_total", "Online detector firings.",
+                                  ["model", "feature", "segment", "detector"], registry=registry)
+        self.coverage_gap = Gauge("synthdrift_coverage_gap_share",
+                                  "Share of the last window's events with a value the synthetic data never had.",
+                                  ["model", "field", "value"], registry=registry)
+        self.window_events = Gauge("synthdrift_window_events", "Events in the last closed window.", ["model"],
+                                   registry=registry)
+        self.windows = Counter("synthdrift_windows_total", "Windows closed and judged.", ["model"],
+                               registry=registry)
+        self.last_window = Gauge("synthdrift_last_window_close_timestamp_seconds",
+                                 "When the last window closed (Unix time).", ["model"], registry=registry)
+        self.window_delay = Histogram("synthdrift_window_close_delay_seconds",
+                                      "From a window's end (record time) to its verdict.", ["model"],
+                                      buckets=LATENCY_BUCKETS, registry=registry)
+        self.batch_seconds = Histogram("synthdrift_batch_processing_seconds",
+                                       "Time to validate and sketch one batch read from Kafka.", ["stream"],
+                                       buckets=LATENCY_BUCKETS, registry=registry)
+        self.lag = Gauge("synthdrift_consumer_lag_messages", "Messages not yet read, from the fetch highwater.",
+                         ["stream"], registry=registry)
+        self.joins = Counter("synthdrift_joins_total", "Join outcomes: matched, or expired unmatched.",
+                             ["kind", "outcome"], registry=registry)
+        self.alerts = Counter("synthdrift_alerts_total", "Alert events sent, by state.", ["model", "state"],
+                              registry=registry)
+        self._gap_values: set[tuple[str, str]] = set()
+
+    def segment_label(self, result: FeatureResult, ranks: dict[str, int]) -> str:
+        group = result.group
+        if group.field is None:
+            return "all"
+        return group.name if ranks.get(group.name, 0) < self.top_k else f"{group.field}=other"
+
+    def record_window(self, results: list[FeatureResult], gaps: list[CoverageGap], events: int,
+                      settings: DriftSettings, ranks: dict[str, int]) -> None:
+        """Sets the gauges from one closed window's results (worst first, so `other` keeps the worst)."""
+        seen: set[tuple[str, str]] = set()
+        for result in results:
+            segment = self.segment_label(result, ranks)
+            if (result.feature, segment) in seen:
+                continue
+            seen.add((result.feature, segment))
+            self.drift_severity.labels(self.model, result.feature, segment).set(int(result.severity))
+            for statistic, value in result.stats.items():
+                if value is None:
+                    continue
+                self.drift_score.labels(self.model, result.feature, segment, statistic).set(value)
+                judged = judged_name(statistic)
+                if judged:
+                    threshold = settings.threshold(result.feature, judged)
+                    for severity in ("warning", "critical"):
+                        self.drift_threshold.labels(self.model, result.feature, segment, statistic,
+                                                    severity).set(getattr(threshold, severity))
+        shares: dict[tuple[str, str], float] = {}
+        for rank, gap in enumerate(gaps):
+            key = (gap.field, gap.value if rank < self.top_k else "other")
+            shares[key] = shares.get(key, 0.0) + gap.live_share
+        for key in self._gap_values - set(shares):
+            self.coverage_gap.labels(self.model, *key).set(0.0)  # a gap that closed reads 0, not its old share
+        for key, share in shares.items():
+            self.coverage_gap.labels(self.model, *key).set(share)
+        self._gap_values |= set(shares)
+        self.window_events.labels(self.model).set(events)
+        self.windows.labels(self.model).inc()
+
+    def record_detections(self, detections: list[Detection]) -> None:
+        for detection in detections:
+            self.detections.labels(self.model, detection.feature, "all", detection.detector).inc()

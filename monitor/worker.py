@@ -1,0 +1,393 @@
+"""`synthdrift worker`: the streaming monitor, one Faust app per process.
+
+Two paths, by volume:
+
+- traffic (requests, predictions, feedback) is read in batches by a plain aiokafka consumer
+  (`TrafficReader`, a Faust task), validated, joined and sketched with NumPy into the cumulative
+  partial of each partition's chunk; bad events go to the dead-letter topic. Faust's per-message
+  machinery never sees an event: it handles ~3,000 messages/s, a batch loop ~100,000.
+- partials (a few per second) go through the Faust topic `sketches`, keyed by model so that one
+  agent merges them (`merge`): the worker that owns that partition closes windows, judges them,
+  runs the detectors, sets the metrics and sends alert events. Its state (open chunks, detector
+  and alert state) is a Faust table: another worker recovers it from the changelog on takeover.
+
+Delivery is at-least-once; counting is exactly-once: see `monitor.windows`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import pickle
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from monitor.alerts import AlertStates
+from monitor.analyzer import Analyzer
+from monitor.chunks import Chunk
+from monitor.config import WorkerConfig
+from monitor.events import EventParser, Invalid, to_columns
+from monitor.join import JoinBuffer
+from monitor.metrics import Metrics
+from monitor.profile import Profile
+from monitor.severity import Severity
+from monitor.statistics import judged_name
+from monitor.windows import Assembler, Partial, Window
+
+log = logging.getLogger("synthdrift.worker")
+TICK = b'{"tick": true}'
+RECENT_WINDOWS = 50
+
+
+@dataclass
+class Shared:
+    """What the traffic reader, the merger and the web views share inside one worker process."""
+
+    config: WorkerConfig
+    profile: Profile
+    analyzer: Analyzer
+    metrics: Metrics
+    registry: CollectorRegistry
+    assigned: set[TopicPartition] = field(default_factory=set)
+    assembler: Assembler | None = None
+    alert_states: AlertStates | None = None
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_WINDOWS))
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Topic -> stream, for the streams this profile has channels for."""
+        spec, topics = self.profile.spec, self.config.topics
+        sources = {topics.requests: "requests"}
+        if spec.prediction_label or spec.prediction_score:
+            sources[topics.predictions] = "predictions"
+        if spec.label and spec.prediction_label:
+            sources[topics.feedback] = "feedback"
+        return sources
+
+
+def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
+    registry = CollectorRegistry()
+    shared = Shared(config, profile, Analyzer(profile, config.drift), Metrics(registry, profile.spec.model,
+                                                                               config.metrics.top_k_segments),
+                    registry)
+    kafka = config.kafka
+    app = faust.App(
+        app_id(config, profile),
+        broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=_credentials(config),
+        store="memory://",
+        topic_partitions=kafka.partitions,
+        datadir=tempfile.mkdtemp(prefix="synthdrift-faust-"),
+        web_host=config.metrics.host,
+        web_port=config.metrics.port,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=10,
+        broker_session_timeout=10,
+        broker_heartbeat_interval=1,
+    )
+    sketches = app.topic(config.topics.sketches, key_serializer="raw", value_serializer="raw",
+                         partitions=kafka.partitions)
+    alerts = app.topic(config.topics.alerts, key_serializer="raw", value_serializer="raw",
+                       partitions=kafka.partitions)
+    state = app.Table("merger", default=None, partitions=kafka.partitions)  # JSON keys and values
+
+    @app.on_partitions_assigned.connect
+    async def reset_merger(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        shared.assembler = None  # rebuilt from the (recovered) table at the next message
+
+    @app.agent(sketches)
+    async def merge(stream: Any) -> None:
+        async for raw in stream:
+            now = time.monotonic()
+            assembler = shared.assembler or _open_merger(shared, state, now)
+            if raw != TICK:
+                late = assembler.add(Partial.from_bytes(raw), now)
+                if late:
+                    shared.metrics.events.labels("requests", "late").inc(late)
+            for window in assembler.close_ready(now):
+                await _judge(shared, window, state, alerts)
+
+    @app.task
+    async def read_traffic() -> None:
+        await TrafficReader(shared, app.conf.id, sketches).run()
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        # aiohttp sets the charset itself and refuses one inside content_type.
+        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";", 1)[0] + "; version=0.0.4")
+
+    @app.page("/health")
+    async def health_view(web: Any, request: Any) -> Any:
+        ready = bool(shared.assigned)
+        body = {"ready": ready, "profile": profile.id,
+                "partitions": sorted(f"{tp.topic}/{tp.partition}" for tp in shared.assigned)}
+        return web.json(body, status=200 if ready else 503)
+
+    @app.page("/status")
+    async def status_view(web: Any, request: Any) -> Any:
+        states = shared.alert_states.to_json() if shared.alert_states else {}
+        return web.json({"profile": profile.id, "windows": list(shared.recent), "alerts": states})
+
+    return app
+
+
+def app_id(config: WorkerConfig, profile: Profile) -> str:
+    """The Faust app id; the traffic consumer group is `<app id>.traffic`."""
+    return config.kafka.group_id or f"synthdrift-{profile.spec.model}"
+
+
+def _credentials(config: WorkerConfig) -> Any:
+    kafka = config.kafka
+    if kafka.sasl_mechanism:
+        return faust.SASLCredentials(username=kafka.sasl_username, password=kafka.sasl_password,
+                                     mechanism=kafka.sasl_mechanism,
+                                     ssl_context=kafka.client_options().get("ssl_context"))
+    if kafka.security_protocol == "SSL":
+        return faust.SSLCredentials(kafka.client_options()["ssl_context"])
+    return None
+
+
+def _open_merger(shared: Shared, state: Any, now: float) -> Assembler:
+    partitions = shared.config.kafka.partitions
+    shared.assembler = Assembler(state, shared.analyzer.sketcher.empty(),
+                                 dict.fromkeys(shared.sources, partitions), shared.config.window.idle_seconds, now)
+    detectors = state.get("detectors")
+    if detectors is not None:
+        shared.analyzer.detectors = pickle.loads(base64.b64decode(detectors))  # our own changelog: trusted
+    shared.alert_states = AlertStates(shared.config.alerts, state.get("alerts"))
+    return shared.assembler
+
+
+async def _judge(shared: Shared, window: Window, state: Any, alerts: Any) -> None:
+    """Statistics, detectors, metrics and alert events for one closed window."""
+    analyzer, metrics, profile = shared.analyzer, shared.metrics, shared.profile
+    results = analyzer.evaluate(window.sketch)
+    gaps = analyzer.coverage_gaps(window.sketch)
+    detections = []
+    for source, partition, blocks in window.blocks:
+        for detection in analyzer.detectors.update(blocks.counts, blocks.ends):
+            detections.append({"feature": detection.feature, "channel": detection.channel,
+                               "signal": detection.signal, "detector": detection.detector,
+                               "topic": source, "partition": partition, "offset": detection.offset})
+            metrics.record_detections([detection])
+    ranks = {g.name: i for i, g in enumerate(profile.groups[1:])}
+    metrics.record_window(results, gaps, window.sketch.events, shared.config.drift, ranks)
+    metrics.last_window.labels(profile.spec.model).set_to_current_time()
+    if shared.config.window.seconds and not shared.config.window.events:
+        end = (window.key + shared.config.window.seconds * 1000) / 1000
+        metrics.window_delay.labels(profile.spec.model).observe(max(time.time() - end, 0.0))
+    assert shared.alert_states is not None
+    context = {"model": profile.spec.model, "profile": profile.id,
+               "window": {"key": window.key, "events": window.sketch.events}}
+    events = shared.alert_states.advance(results, context)
+    for event in events:
+        event["thresholds"] = {b: _threshold(shared, event["feature"], b) for b in event["breaches"]}
+        metrics.alerts.labels(profile.spec.model, event["state"]).inc()
+        await alerts.send(key=profile.spec.model.encode(), value=orjson.dumps(event))
+    state["detectors"] = base64.b64encode(pickle.dumps(analyzer.detectors)).decode()
+    state["alerts"] = shared.alert_states.to_json()
+    shared.recent.append({
+        "key": window.key, "events": window.sketch.events,
+        "worst": str(max((r.severity for r in results), default=Severity.OK)),
+        "results": [r.to_json() for r in results if r.severity > Severity.OK],
+        "coverage_gaps": [g.to_json() for g in gaps[:10]], "detections": detections, "alerts": events,
+    })
+    log.info("window %s: %d events, worst %s, %d alert events", window.key, window.sketch.events,
+             shared.recent[-1]["worst"], len(events))
+
+
+def _threshold(shared: Shared, feature: str, statistic: str) -> dict[str, float]:
+    threshold = shared.config.drift.threshold(feature, judged_name(statistic) or statistic)
+    return {"warning": threshold.warning, "critical": threshold.critical}
+
+
+class TrafficReader(ConsumerRebalanceListener):
+    """Reads the traffic topics in batches and sends each partition's chunk partials to the merger."""
+
+    def __init__(self, shared: Shared, app_id: str, sketches: Any) -> None:
+        self.shared = shared
+        self.config = shared.config
+        self.app_id = app_id
+        self.sketches = sketches
+        self.key = shared.profile.spec.model.encode()
+        spec = shared.profile.spec
+        self.parsers = {stream: EventParser(spec, stream, self.config.max_event_bytes)
+                        for stream in shared.sources.values()}
+        self.join = JoinBuffer(self.config.join.ttl_seconds, self.config.join.max_pending)
+        self.chunks: dict[TopicPartition, Chunk] = {}
+        self.sent: dict[TopicPartition, int] = {}  # the next offset of the last partial sent, per partition
+        self.pending: list[asyncio.Future[Any]] = []  # dead letters not yet acknowledged
+        self.windowing = self.config.window.windowing(self.config.kafka.partitions)
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def run(self) -> None:
+        options = self.config.kafka.client_options()
+        self.consumer = AIOKafkaConsumer(
+            group_id=f"{self.app_id}.traffic", enable_auto_commit=False, auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,),  # co-partitioned topics: joins stay local
+            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, max_partition_fetch_bytes=4 << 20,
+            **options)
+        self.producer = AIOKafkaProducer(linger_ms=5, **options)
+        self.consumer.subscribe(list(self.shared.sources), listener=self)
+        await self.consumer.start()
+        await self.producer.start()
+        try:
+            flushed = time.monotonic()
+            while True:
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
+                for tp, records in batches.items():
+                    if tp in self.shared.assigned:
+                        await self._process(tp, records)
+                self._expire_joins()
+                if time.monotonic() - flushed >= self.config.window.flush_seconds:
+                    await self._flush()
+                    flushed = time.monotonic()
+        finally:
+            await self.consumer.stop()
+            await self.producer.stop()
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self.shared.assigned.discard(tp)
+            self.chunks.pop(tp, None)  # the next owner rebuilds the chunk from its first offset
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        assert self.consumer is not None
+        size = self.config.window.chunk_events
+        for tp in assigned:
+            committed = await self.consumer.committed(tp)
+            start = Chunk.start(committed, size) if committed else 0
+            self.consumer.seek(tp, start)
+            self.sent.pop(tp, None)
+            self.shared.assigned.add(tp)
+
+    async def _process(self, tp: TopicPartition, records: list[Any]) -> None:
+        started = time.perf_counter()
+        stream = self.shared.sources[tp.topic]
+        size = self.config.window.chunk_events
+        position = records[0].offset
+        while position <= records[-1].offset:
+            chunk = self.chunks.get(tp)
+            if chunk is None or position >= chunk.end_offset:
+                chunk = self.chunks[tp] = Chunk(self.shared.analyzer, self.windowing, tp.topic, tp.partition,
+                                                Chunk.start(position, size), size)
+            piece = [r for r in records if position <= r.offset < chunk.end_offset]
+            self._sketch(tp, stream, chunk, piece)
+            chunk.advance(piece[-1].offset + 1)
+            position = piece[-1].offset + 1
+            if chunk.complete:
+                await self._finish(tp, chunk)
+        self.shared.metrics.batch_seconds.labels(stream).observe(time.perf_counter() - started)
+
+    def _sketch(self, tp: TopicPartition, stream: str, chunk: Chunk, records: list[Any]) -> None:
+        parser, metrics = self.parsers[stream], self.shared.metrics
+        events, offsets, stamps = [], [], []
+        for record in records:
+            event = parser.parse(record.value)
+            if isinstance(event, Invalid):
+                self._dead_letter(tp, stream, record, event)
+            else:
+                events.append(event)
+                offsets.append(record.offset)
+                stamps.append(record.timestamp)
+        metrics.events.labels(stream, "valid").inc(len(events))
+        if not events:
+            return
+        spec = self.shared.profile.spec
+        if stream == "requests":
+            chunk.add(to_columns(events, spec), np.asarray(offsets), np.asarray(stamps), "requests")
+        joined: dict[str, list[tuple[dict[str, Any], int, int]]] = {"predictions": [], "feedback": []}
+        now = time.monotonic()
+        for event, offset, stamp in zip(events, offsets, stamps):
+            request_id = event.get("request_id")
+            if request_id is None:
+                continue
+            if stream == "requests":
+                completed = self.join.request(request_id, event.get("segments") or {}, now)
+            elif stream == "predictions":
+                completed = self.join.prediction(request_id, event["prediction"], now)
+            else:
+                completed = self.join.feedback(request_id, event["label"], event.get("provenance"), now)
+            for record in completed:
+                joined["feedback" if "label" in record else "predictions"].append((record, offset, stamp))
+        # A joined record counts where the event that completed it was read.
+        for kind, rows in joined.items():
+            if rows:
+                joined_records, joined_offsets, joined_stamps = zip(*rows)
+                chunk.add(to_columns(list(joined_records), spec), np.asarray(joined_offsets),
+                          np.asarray(joined_stamps), kind, events=False)
+
+    def _dead_letter(self, tp: TopicPartition, stream: str, record: Any, invalid: Invalid) -> None:
+        headers = [("synthdrift.reason", str(invalid.reason).encode()),
+                   ("synthdrift.detail", invalid.detail[:1000].encode()),
+                   ("synthdrift.source.topic", tp.topic.encode()),
+                   ("synthdrift.source.partition", str(tp.partition).encode()),
+                   ("synthdrift.source.offset", str(record.offset).encode())]
+        self.pending.append(asyncio.ensure_future(self.producer.send(
+            self.config.topics.dlq, value=record.value, key=record.key, headers=headers)))
+        self.shared.metrics.events.labels(stream, "invalid").inc()
+        self.shared.metrics.dead_letters.labels(stream, str(invalid.reason)).inc()
+
+    async def _send(self, tp: TopicPartition, chunk: Chunk) -> None:
+        assert self.consumer is not None
+        highwater = self.consumer.highwater(tp)
+        partial = chunk.partial(caught_up=highwater is None or chunk.next_offset >= highwater)
+        await (await self.sketches.send(key=self.key, value=partial.to_bytes()))
+        self.sent[tp] = chunk.next_offset
+
+    async def _finish(self, tp: TopicPartition, chunk: Chunk) -> None:
+        """Sends a complete chunk's last version, then commits past it: a restart never rereads it."""
+        await self._send(tp, chunk)
+        await self._settle_dead_letters()
+        assert self.consumer is not None
+        await self.consumer.commit({tp: chunk.end_offset})
+        del self.chunks[tp]
+
+    async def _flush(self) -> None:
+        """Sends the chunks that grew since their last version, and a tick for idle windows."""
+        assert self.consumer is not None
+        for tp, chunk in list(self.chunks.items()):
+            if self.sent.get(tp) != chunk.next_offset:
+                await self._send(tp, chunk)
+        await self._settle_dead_letters()
+        await self.sketches.send(key=self.key, value=TICK)
+        lag: dict[str, int] = {}
+        for tp in self.shared.assigned:
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                stream = self.shared.sources[tp.topic]
+                lag[stream] = lag.get(stream, 0) + max(highwater - await self.consumer.position(tp), 0)
+        for stream, value in lag.items():
+            self.shared.metrics.lag.labels(stream).set(value)
+
+    async def _settle_dead_letters(self) -> None:
+        if self.pending:
+            await asyncio.gather(*self.pending)
+            self.pending.clear()
+
+    def _expire_joins(self) -> None:
+        self.join.expire(time.monotonic())
+        for (kind, outcome), count in self.join.outcomes.items():
+            if count:
+                self.shared.metrics.joins.labels(kind, outcome).inc(count)
+        self.join.outcomes.clear()
+
+
+def topics_to_create(config: WorkerConfig, profile: Profile) -> dict[str, int]:
+    """Every topic the worker reads or writes, with its partition count: create them before the
+    worker starts, since a broker that auto-creates topics may pick another count."""
+    topics = config.topics
+    names = [topics.requests, topics.predictions, topics.feedback, topics.sketches, topics.alerts, topics.dlq,
+             f"{app_id(config, profile)}-merger-changelog"]
+    return dict.fromkeys(names, config.kafka.partitions)
