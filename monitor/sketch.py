@@ -7,6 +7,7 @@ profile's reference is itself a sketch of the whole training set, made by the sa
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,13 @@ class Sketch:
         return Sketch(self.events, {k: v.copy() for k, v in self.counts.items()},
                       {k: v.copy() for k, v in self.sums.items()}, {k: v.copy() for k, v in self.squares.items()},
                       {f: dict(v) for f, v in self.gaps.items()})
+
+    def digest(self) -> str:
+        """A short hash of the counts: equal sketches have equal digests."""
+        hasher = hashlib.sha256(str(self.events).encode())
+        for name in sorted(self.counts):
+            hasher.update(name.encode() + self.counts[name].astype(np.int64).tobytes())
+        return hasher.hexdigest()[:16]
 
     def moments(self, channel: str) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of a numeric channel per group (NaN where a group has none)."""

@@ -198,7 +198,7 @@ async def _judge(shared: Shared, window: Window, state: Any, alerts: Any) -> Non
     state["detectors"] = base64.b64encode(pickle.dumps(analyzer.detectors)).decode()
     state["alerts"] = shared.alert_states.to_json()
     shared.recent.append({
-        "key": window.key, "events": window.sketch.events,
+        "key": window.key, "events": window.sketch.events, "digest": window.sketch.digest(),
         "worst": str(max((r.severity for r in results), default=Severity.OK)),
         "results": [r.to_json() for r in results if r.severity > Severity.OK],
         "coverage_gaps": [g.to_json() for g in gaps[:10]], "detections": detections, "alerts": events,

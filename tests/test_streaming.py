@@ -1,0 +1,156 @@
+"""Integration: real workers (subprocesses) on a real Kafka-protocol broker.
+
+The broker is the embedded tansu unless SYNTHDRIFT_TEST_BOOTSTRAP points at another Kafka.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import pytest
+
+from monitor import example
+from monitor.broker import EmbeddedBroker
+from monitor.profile import Profile, ProfileSettings, build
+from monitor.replay import Drift, simulate
+from monitor.spec import Spec
+from streaming import Stack, wait_for
+
+EVENTS, SHIFT, START = 8000, 4000, 1_700_000_000.0  # 1 ms apart: 2-second windows of 2,000 events
+DRIFT = [Drift("amount", "shift", 2.0), Drift("language", "new", 0.2, "es")]
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> Iterator[str]:
+    external = os.environ.get("SYNTHDRIFT_TEST_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("stream-profile")
+    paths = example.write(directory, rows=4000, events=10)
+    profile = build(Spec.load(paths["spec"]), paths["train"], ProfileSettings(min_segment_rows=100))
+    (directory / "profile.json").write_bytes(profile.to_json())
+    return directory / "profile.json"
+
+
+@pytest.fixture
+def stack(bootstrap: str, profile_path: Path, tmp_path: Path) -> Iterator[Stack]:
+    deployment = Stack(bootstrap, profile_path, tmp_path)
+    yield deployment
+    deployment.stop()
+
+
+def traffic(profile_path: Path, events: int = EVENTS, seed: int = 1) -> list[bytes]:
+    profile = Profile.load(profile_path)
+    return [orjson.dumps(e) + b"\n" for e in simulate(profile, events, DRIFT, SHIFT, seed, start_time=START)]
+
+
+def all_windows(stack: Stack, events: int) -> dict[int, dict]:
+    """Waits until the windows closed hold every event, and returns them."""
+    return wait_for(lambda: (w := stack.windows()) and sum(x["events"] for x in w.values()) >= events and w,
+                    90, f"windows holding {events} events")
+
+
+def test_drift_reaches_metrics_and_alert_events(stack: Stack, profile_path: Path) -> None:
+    stack.start_worker()
+    stack.produce(traffic(profile_path))
+    windows = all_windows(stack, EVENTS)
+    assert sum(w["events"] for w in windows.values()) == EVENTS
+    before = [w for k, w in sorted(windows.items()) if k < (START * 1000 + SHIFT)]
+    after = [w for k, w in sorted(windows.items()) if k >= (START * 1000 + SHIFT)]
+    assert all(w["worst"] == "ok" for w in before) and all(w["worst"] == "critical" for w in after)
+    assert stack.metric("synthdrift_feature_drift_severity", feature="amount", segment="all") == 2
+    assert stack.metric("synthdrift_coverage_gap_share", field="language", value="es") > 0.1
+    assert stack.metric("synthdrift_events_total", stream="requests", status="valid") == EVENTS
+    assert stack.metric("synthdrift_drift_detections_total", feature="amount") >= 1
+    alerts = [orjson.loads(r.value) for r in stack.read_topic(stack.topics.alerts, 1)]
+    amount = [a for a in alerts if a["feature"] == "amount" and a["segment"] is None]
+    assert amount and amount[0]["state"] == "critical" and amount[0]["previous"] == "ok"
+    assert amount[0]["thresholds"] and amount[0]["window"]["key"] >= START * 1000 + SHIFT
+
+
+def test_invalid_events_go_to_the_dead_letter_topic_with_their_reason(stack: Stack, profile_path: Path) -> None:
+    stack.start_worker()
+    good = traffic(profile_path, events=1000)
+    bad = [b"{not json\n", b'{"model": "support-router", "features": {"amount": NaN}}\n',
+           b'{"request_id": "x", "model": "someone-else", "features": {}}\n',
+           b'{"request_id": "y", "model": "support-router", "features": {"amount": "lots"}}\n']
+    stack.produce(good[:500] + bad + good[500:])
+    letters = stack.read_topic(stack.topics.dlq, len(bad))
+    reasons = sorted(dict(r.headers)["synthdrift.reason"].decode() for r in letters)
+    assert reasons == ["non_finite", "not_json", "schema_violation", "unknown_model"]
+    # The original bytes, as the producer sent them (replay re-encodes what is JSON).
+    sent = {line.rstrip(b"\n") if b"NaN" in line or b"{not" in line else orjson.dumps(orjson.loads(line))
+            for line in bad}
+    assert {r.value for r in letters} == sent
+    assert all(dict(r.headers)["synthdrift.source.topic"].decode() == stack.topics.requests for r in letters)
+    wait_for(lambda: stack.metric("synthdrift_dead_letters_total", reason="not_json") == 1, 20, "DLQ metric")
+    assert stack.metric("synthdrift_events_total", stream="requests", status="invalid") == 4
+    windows = all_windows(stack, 1000)
+    assert sum(w["events"] for w in windows.values()) == 1000
+
+
+def test_predictions_join_their_requests_in_either_order(stack: Stack, profile_path: Path) -> None:
+    stack.start_worker()
+    records = [orjson.loads(line) for line in traffic(profile_path, events=1000)]
+    requests = [{k: v for k, v in r.items() if k not in ("prediction", "label")} for r in records]
+    outputs = [{k: r[k] for k in ("request_id", "timestamp", "model", "prediction")} for r in records]
+    feedback = [{"request_id": r["request_id"], "label": r["label"], "provenance": "organic"} for r in records]
+    # Half the predictions arrive before their requests, half after; the feedback last.
+    stack.produce_to(stack.topics.predictions, outputs[:500])
+    stack.produce_to(stack.topics.requests, requests)
+    stack.produce_to(stack.topics.predictions, outputs[500:])
+    stack.produce_to(stack.topics.feedback, feedback)
+    wait_for(lambda: stack.metric("synthdrift_joins_total", kind="feedback", outcome="matched") == 1000, 30,
+             "every feedback joined")
+    assert stack.metric("synthdrift_joins_total", kind="prediction", outcome="matched") == 1000
+    assert stack.metric("synthdrift_joins_total", outcome="expired") == 0
+    all_windows(stack, 1000)
+    # Accuracy per language needs the request's segment, the prediction and the label together.
+    wait_for(lambda: stack.metric("synthdrift_feature_drift_score", feature="performance", segment="language=en",
+                                  statistic="accuracy") > 0.5, 30, "accuracy by segment from joined feedback")
+
+
+def window_digests(windows: dict[int, dict]) -> dict[int, tuple[int, str]]:
+    return {key: (w["events"], w["digest"]) for key, w in windows.items()}
+
+
+def test_two_workers_give_the_same_windows_as_one(stack: Stack, profile_path: Path) -> None:
+    pair = stack.same_topics()
+    try:
+        stack.start_worker()
+        pair.start_worker()
+        pair.start_worker()
+        stack.produce(traffic(profile_path), rate=4000)
+        one, two = all_windows(stack, EVENTS), all_windows(pair, EVENTS)
+        assert window_digests(two) == window_digests(one)
+        assert len(one) >= 4
+    finally:
+        pair.stop()
+
+
+def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(stack: Stack,
+                                                                            profile_path: Path) -> None:
+    reference = stack.same_topics()
+    try:
+        reference.start_worker()
+        port = stack.start_worker()
+        lines = traffic(profile_path)
+        stack.produce(lines[:5000])
+        wait_for(lambda: stack.metric("synthdrift_events_total", stream="requests", status="valid") >= 2500, 30,
+                 "the worker half way through")
+        stack.kill(port)  # SIGKILL: no goodbye, no last commit
+        stack.produce(lines[5000:])
+        stack.start_worker()
+        assert window_digests(all_windows(stack, EVENTS)) == window_digests(all_windows(reference, EVENTS))
+    finally:
+        reference.stop()
