@@ -144,6 +144,7 @@ class MetricsSettings:
 class JoinSettings:
     ttl_seconds: float = 600.0
     max_pending: int = 1_000_000
+    rebuild_events: int = 20_000  # reread per partition on assignment to refill the join buffer
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,6 +227,7 @@ class TrafficReader(ConsumerRebalanceListener):
         self.join = JoinBuffer(self.config.join.ttl_seconds, self.config.join.max_pending)
         self.chunks: dict[TopicPartition, Chunk] = {}
         self.sent: dict[TopicPartition, int] = {}  # the next offset of the last partial sent, per partition
+        self.rebuild_until: dict[TopicPartition, int] = {}  # offsets below: already counted, for joins only
         self.pending: list[asyncio.Future[Any]] = []  # dead letters not yet acknowledged
         self.windowing = self.config.window.windowing(self.config.kafka.partitions)
         self.consumer: AIOKafkaConsumer | None = None
@@ -263,32 +264,54 @@ class TrafficReader(ConsumerRebalanceListener):
             self.chunks.pop(tp, None)  # the next owner rebuilds the chunk from its first offset
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Resumes every partition at the start of its chunk in progress. With joins, it first
+        rereads up to `join.rebuild_events` events before that point into the join buffer only, so
+        that what was waiting for its other half before a restart or takeover still is."""
         assert self.consumer is not None
         size = self.config.window.chunk_events
+        lookback = self.config.join.rebuild_events if len(self.shared.sources) > 1 else 0
         for tp in assigned:
             committed = await self.consumer.committed(tp)
             start = Chunk.start(committed, size) if committed else 0
-            self.consumer.seek(tp, start)
+            self.consumer.seek(tp, max(start - lookback, 0))
+            self.rebuild_until[tp] = start
             self.sent.pop(tp, None)
             self.shared.assigned.add(tp)
 
     async def _process(self, tp: TopicPartition, records: list[Any]) -> None:
         started = time.perf_counter()
         stream = self.shared.sources[tp.topic]
+        rebuild = [r for r in records if r.offset < self.rebuild_until.get(tp, 0)]
+        if rebuild:
+            self._rebuild_joins(stream, rebuild)
+            records = records[len(rebuild):]
         size = self.config.window.chunk_events
-        position = records[0].offset
-        while position <= records[-1].offset:
+        first = 0
+        while first < len(records):
+            offset = records[first].offset
             chunk = self.chunks.get(tp)
-            if chunk is None or position >= chunk.end_offset:
+            if chunk is None or offset >= chunk.end_offset:
                 chunk = self.chunks[tp] = Chunk(self.shared.analyzer, self.windowing, tp.topic, tp.partition,
-                                                Chunk.start(position, size), size)
-            piece = [r for r in records if position <= r.offset < chunk.end_offset]
-            self._sketch(tp, stream, chunk, piece)
-            chunk.advance(piece[-1].offset + 1)
-            position = piece[-1].offset + 1
+                                                Chunk.start(offset, size), size)
+            last = first
+            while last < len(records) and records[last].offset < chunk.end_offset:
+                last += 1
+            self._sketch(tp, stream, chunk, records[first:last])
+            chunk.advance(records[last - 1].offset + 1)
+            first = last
             if chunk.complete:
                 await self._finish(tp, chunk)
         self.shared.metrics.batch_seconds.labels(stream).observe(time.perf_counter() - started)
+
+    def _rebuild_joins(self, stream: str, records: list[Any]) -> None:
+        """Feeds already counted events to the join buffer: only what stays waiting matters."""
+        outcomes = self.join.outcomes.copy()
+        now = time.monotonic()
+        for record in records:
+            event = self.parsers[stream].parse(record.value)
+            if not isinstance(event, Invalid) and event.get("request_id") is not None:
+                self._join(stream, event, now)
+        self.join.outcomes = outcomes
 
     def _sketch(self, tp: TopicPartition, stream: str, chunk: Chunk, records: list[Any]) -> None:
         parser, metrics = self.parsers[stream], self.shared.metrics
@@ -310,16 +333,9 @@ class TrafficReader(ConsumerRebalanceListener):
         joined: dict[str, list[tuple[dict[str, Any], int, int]]] = {"predictions": [], "feedback": []}
         now = time.monotonic()
         for event, offset, stamp in zip(events, offsets, stamps):
-            request_id = event.get("request_id")
-            if request_id is None:
+            if event.get("request_id") is None:
                 continue
-            if stream == "requests":
-                completed = self.join.request(request_id, event.get("segments") or {}, now)
-            elif stream == "predictions":
-                completed = self.join.prediction(request_id, event["prediction"], now)
-            else:
-                completed = self.join.feedback(request_id, event["label"], event.get("provenance"), now)
-            for record in completed:
+            for record in self._join(stream, event, now):
                 joined["feedback" if "label" in record else "predictions"].append((record, offset, stamp))
         # A joined record counts where the event that completed it was read.
         for kind, rows in joined.items():
@@ -327,6 +343,14 @@ class TrafficReader(ConsumerRebalanceListener):
                 joined_records, joined_offsets, joined_stamps = zip(*rows)
                 chunk.add(to_columns(list(joined_records), spec), np.asarray(joined_offsets),
                           np.asarray(joined_stamps), kind, events=False)
+
+    def _join(self, stream: str, event: dict[str, Any], now: float) -> list[dict[str, Any]]:
+        request_id = event["request_id"]
+        if stream == "requests":
+            return self.join.request(request_id, event.get("segments") or {}, now)
+        if stream == "predictions":
+            return self.join.prediction(request_id, event["prediction"], now)
+        return self.join.feedback(request_id, event["label"], event.get("provenance"), now)
 
     def _dead_letter(self, tp: TopicPartition, stream: str, record: Any, invalid: Invalid) -> None:
         headers = [("synthdrift.reason", str(invalid.reason).encode()),
