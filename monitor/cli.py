@@ -11,7 +11,7 @@ from typing import Callable
 import orjson
 import yaml
 
-from monitor import __version__, example
+from monitor import __version__
 from monitor.check import check, reached, render_text
 from monitor.broker import BrokerError, EmbeddedBroker, ensure_topics_sync
 from monitor.config import ConfigError, KafkaSettings, Topics, drift_settings, load_yaml, worker_config
@@ -102,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo_cmd = commands.add_parser("demo", help="run the bundled support-ticket example end to end")
     demo_cmd.add_argument("--directory", type=Path, default=Path(".demo"), help="where to write its files")
+    demo_cmd.add_argument("--events", type=_positive, default=60_000, help="production events to stream")
+    demo_cmd.add_argument("--rate", type=float, default=3000.0, help="events per second")
     demo_cmd.set_defaults(run=_demo)
     return parser
 
@@ -171,14 +173,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    print(f"writing the example (synthetic training tickets, live traffic) to {args.directory}/")
-    paths = example.write(args.directory)
-    profile = build(Spec.load(paths["spec"]), paths["train"])
-    (args.directory / "profile.json").write_bytes(profile.to_json())
-    print(summary(profile), end="\n\n")
-    with paths["live"].open("rb") as lines:
-        print(render_text(check(profile, lines, window=5000)))
-    return EXIT_OK
+    from monitor import demo
+
+    return demo.run(args.directory, events=args.events, rate=args.rate)
 
 
 def _worker(args: argparse.Namespace) -> int:
