@@ -22,6 +22,7 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/core.py
+	$(PY) benchmarks/worker.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .hypothesis

@@ -237,7 +237,7 @@ class TrafficReader(ConsumerRebalanceListener):
         self.consumer = AIOKafkaConsumer(
             group_id=f"{self.app_id}.traffic", enable_auto_commit=False, auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),  # co-partitioned topics: joins stay local
-            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, max_partition_fetch_bytes=4 << 20,
+            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, max_partition_fetch_bytes=1 << 20,
             **options)
         self.producer = AIOKafkaProducer(linger_ms=5, **options)
         self.consumer.subscribe(list(self.shared.sources), listener=self)
@@ -330,6 +330,8 @@ class TrafficReader(ConsumerRebalanceListener):
         spec = self.shared.profile.spec
         if stream == "requests":
             chunk.add(to_columns(events, spec), np.asarray(offsets), np.asarray(stamps), "requests")
+        if len(self.shared.sources) == 1:
+            return  # nothing to join: the profile has no predictions
         joined: dict[str, list[tuple[dict[str, Any], int, int]]] = {"predictions": [], "feedback": []}
         now = time.monotonic()
         for event, offset, stamp in zip(events, offsets, stamps):

@@ -1,0 +1,159 @@
+"""End-to-end throughput of one worker, next to a raw aiokafka + orjson loop over the same topic.
+
+Both read the same 4-partition topic of 20-feature events (about 400 bytes each) from the embedded
+broker. The worker consumes, validates, sketches, merges windows, judges and exports metrics; its
+rate is taken between its first and its last counted event (start-up excluded), from
+`synthdrift_events_total`. Its peak RSS (VmHWM) is read a third of the way and at the end.
+
+Run: `make bench` (or `python benchmarks/worker.py`). Prints medians over repeats and the ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import orjson
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from core import FEATURES, columns, profile
+from monitor.broker import EmbeddedBroker, ensure_topics, free_port
+
+EVENTS = 300_000
+REPEATS = 1
+PARTITIONS = 4
+
+
+def events(total: int) -> list[bytes]:
+    data = columns(total, seed=7)
+    rows = zip(*(data[name].tolist() for name in FEATURES))
+    languages, regions = data["language"].tolist(), data["region"].tolist()
+    return [orjson.dumps({"request_id": f"r{i}", "timestamp": 1_700_000_000 + i / 10_000, "model": "bench",
+                          "features": dict(zip(FEATURES, row)),
+                          "segments": {"language": languages[i], "region": regions[i]}})
+            for i, row in enumerate(rows)]
+
+
+async def fill(bootstrap: str, topic: str, lines: list[bytes]) -> None:
+    await ensure_topics({"bootstrap_servers": bootstrap}, {topic: PARTITIONS})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        for i, line in enumerate(lines):
+            await producer.send(topic, line, partition=i % PARTITIONS,
+                                timestamp_ms=1_700_000_000_000 + i // 10)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def raw_rate(bootstrap: str, topic: str, total: int) -> float:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None, max_partition_fetch_bytes=4 << 20)
+    await consumer.start()
+    seen, started = 0, None
+    try:
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=500, max_records=20_000)
+            if started is None and batches:
+                started = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    orjson.loads(record.value)
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    return total / (time.perf_counter() - started)  # type: ignore[operator]
+
+
+def scrape(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith('synthdrift_events_total{') and 'status="valid"' in line)
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker_rate(bootstrap: str, topic: str, profile_path: Path, directory: Path, run: int) -> tuple[float, float, float]:
+    port = free_port()
+    config = directory / f"monitor-{run}.yaml"
+    config.write_text(yaml.safe_dump({
+        "profile": str(profile_path),
+        "kafka": {"bootstrap_servers": bootstrap, "group_id": f"bench-{run}", "partitions": PARTITIONS},
+        "topics": {"requests": topic, "sketches": f"bench-{run}.sketches", "alerts": f"bench-{run}.alerts",
+                   "dlq": f"bench-{run}.dlq"},
+        "window": {"seconds": 5, "idle_seconds": 2},
+        "metrics": {"port": port},
+    }))
+    log = (directory / f"worker-{run}.log").open("wb")
+    worker = subprocess.Popen([sys.executable, "-m", "monitor", "worker", "--config", str(config)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        first = last = None
+        third_rss = 0.0
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            counted = scrape(port)
+            now = time.perf_counter()
+            if counted and first is None:
+                first = (now, counted)
+            if counted >= EVENTS / 3 and not third_rss:
+                third_rss = peak_rss_mib(worker.pid)
+            if counted >= EVENTS:
+                last = (now, counted)
+                break
+            time.sleep(0.05)
+        if first is None or last is None:
+            raise RuntimeError(f"the worker did not count every event; see {directory}/worker-{run}.log")
+        return (last[1] - first[1]) / (last[0] - first[0]), third_rss, peak_rss_mib(worker.pid)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        directory = Path(tmp)
+        synthetic = profile(directory)
+        profile_path = directory / "profile.json"
+        profile_path.write_bytes(synthetic.to_json())
+        topic = "bench.requests"
+        asyncio.run(fill(broker.bootstrap_servers, topic, events(EVENTS)))
+        raw, rates, rss = [], [], []
+        for run in range(REPEATS):
+            raw.append(asyncio.run(raw_rate(broker.bootstrap_servers, topic, EVENTS)))
+            rate, third, peak = worker_rate(broker.bootstrap_servers, topic, profile_path, directory, run)
+            rates.append(rate)
+            rss.append((third, peak))
+        raw_median, worker_median = statistics.median(raw), statistics.median(rates)
+        third_median = statistics.median(r[0] for r in rss)
+        peak_median = statistics.median(r[1] for r in rss)
+        print(f"worker end to end: {EVENTS:,} events of {len(FEATURES)} features on {PARTITIONS} partitions, "
+              f"median of {REPEATS}")
+        print(f"  raw aiokafka getmany + orjson.loads: {raw_median:10,.0f} events/s")
+        print(f"  synthdrift worker (validate, sketch, judge, metrics): {worker_median:10,.0f} events/s")
+        print(f"  worker / raw: {worker_median / raw_median:.2f}   goals: >= 0.5 and >= 50,000 events/s -> "
+              f"{'met' if worker_median >= max(0.5 * raw_median, 50_000) else 'NOT met'}")
+        print(f"  worker peak RSS: {third_median:.0f} MiB a third of the way, {peak_median:.0f} MiB at the end "
+              f"(goal < 300 MiB and flat) -> {'met' if peak_median < 300 and peak_median < 1.2 * third_median else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The streaming worker's pure parts: configuration, joins, alert states, metrics labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from monitor.alerts import AlertSettings, AlertStates
+from monitor.analyzer import CoverageGap, DriftSettings, FeatureResult
+from monitor.config import ConfigError, worker_config
+from monitor.join import JoinBuffer
+from monitor.metrics import Metrics
+from monitor.severity import Severity
+from monitor.sketch import Group
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump({"profile": "p.json", "kafka": {"bootstrap_servers": "a:1"},
+                                    "window": {"seconds": 30}}))
+    config = worker_config(path, {"SYNTHDRIFT_KAFKA__BOOTSTRAP_SERVERS": "b:2", "SYNTHDRIFT_WINDOW__SECONDS": "5",
+                                  "SYNTHDRIFT_METRICS__PORT": "9100", "OTHER": "x"})
+    assert config.kafka.bootstrap_servers == "b:2" and config.window.seconds == 5 and config.metrics.port == 9100
+    assert config.profile == Path("p.json")
+
+
+def test_sasl_password_comes_from_a_file_never_the_repo(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    config = worker_config(None, {"SYNTHDRIFT_PROFILE": "p.json", "SYNTHDRIFT_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                                  "SYNTHDRIFT_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+                                  "SYNTHDRIFT_KAFKA__SASL_USERNAME": "monitor",
+                                  "SYNTHDRIFT_KAFKA__SASL_PASSWORD_FILE": str(secret)})
+    options = config.kafka.client_options()
+    assert options["sasl_plain_password"] == "s3cret" and options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert "s3cret" not in repr(config)
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({}, "no profile"),
+    ({"SYNTHDRIFT_PROFILE": "p", "SYNTHDRIFT_WINDOW__CHUNK_EVENTS": "0"}, "chunk_events"),
+    ({"SYNTHDRIFT_PROFILE": "p", "SYNTHDRIFT_KAFKA__SASL_MECHANISM": "PLAIN"}, "sasl_username"),
+    ({"SYNTHDRIFT_PROFILE": "p", "SYNTHDRIFT_TOPICS__REQUSTS": "x"}, "must not contain"),
+])
+def test_bad_worker_configuration_is_one_line(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as error:
+        worker_config(None, environ)
+    assert "\n" not in str(error.value)
+
+
+def test_unmatched_join_halves_expire_and_are_counted() -> None:
+    join = JoinBuffer(ttl=10, max_pending=2)
+    join.request("a", {}, now=0)
+    join.prediction("b", {"label": 1}, now=0)
+    join.expire(now=5)
+    assert join.pending() == 2
+    join.expire(now=11)
+    assert join.pending() == 0
+    assert join.outcomes[("request", "expired")] == 1 and join.outcomes[("prediction", "expired")] == 1
+
+
+def test_the_join_buffer_is_bounded() -> None:
+    join = JoinBuffer(ttl=1000, max_pending=3)
+    for i in range(10):
+        join.request(f"r{i}", {}, now=i)
+    assert join.pending() == 3 and join.outcomes[("request", "expired")] == 7
+    assert join.prediction("r9", {"label": 1}, now=11)  # the newest ones are kept
+
+
+def result(severity: Severity, hold: Severity | None = None) -> FeatureResult:
+    return FeatureResult("amount", Group(), "numeric", 500, {"psi": 0.3}, severity, ("psi",),
+                         severity if hold is None else hold)
+
+
+def test_alerts_enter_after_consecutive_windows_and_leave_below_the_lowered_thresholds() -> None:
+    states = AlertStates(AlertSettings(enter_windows=2))
+    W, C, OK = Severity.WARNING, Severity.CRITICAL, Severity.OK
+    sequence = [result(W), result(OK), result(W), result(W), result(C), result(C),
+                result(OK, hold=C), result(OK, hold=W), result(OK)]
+    events = [[e["state"] for e in states.advance([r], {})] for r in sequence]
+    assert events == [[], [], [], ["warning"], [], ["critical"], [], ["warning"], ["resolved"]]
+    assert states.state("amount", "all") == OK
+
+
+def test_alert_states_survive_a_round_trip() -> None:
+    states = AlertStates(AlertSettings(enter_windows=1))
+    states.advance([result(Severity.CRITICAL)], {})
+    restored = AlertStates(AlertSettings(enter_windows=1), states.to_json())
+    assert restored.state("amount", "all") == Severity.CRITICAL
+    assert restored.advance([result(Severity.CRITICAL)], {}) == []
+
+
+def test_metric_labels_stay_bounded() -> None:
+    metrics = Metrics(CollectorRegistry(), "m", top_k=2)
+    groups = [Group("language", v) for v in ("en", "de", "fr", "es")]
+    ranks = {g.name: i for i, g in enumerate(groups)}
+    results = [FeatureResult("amount", g, "numeric", 100, {"psi": 0.1 * i}, Severity.OK, ())
+               for i, g in enumerate(groups)]
+    gaps = [CoverageGap("region", f"r{i}", 0.1, 10) for i in range(5)]
+    metrics.record_window(results, gaps, 1000, DriftSettings(), ranks)
+    segments = {s.labels["segment"] for s in metrics.registry.collect() for s in s.samples
+                if s.name == "synthdrift_feature_drift_severity"}
+    assert segments == {"language=en", "language=de", "language=other"}
+    values = {s.labels["value"]: s.value for m in metrics.registry.collect() for s in m.samples
+              if s.name == "synthdrift_coverage_gap_share"}
+    assert set(values) == {"r0", "r1", "other"} and values["other"] == pytest.approx(0.3)
