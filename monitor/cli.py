@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import orjson
 import yaml
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.run(args)
-    except (SpecError, ProfileError, TableError, ConfigError, BrokerError) as exc:
+    except (SpecError, ProfileError, TableError, ConfigError, BrokerError, InputError) as exc:
         print(f"synthdrift: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -113,6 +113,17 @@ def _kafka_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--rate", type=float, default=0.0, help="events per second (default: as fast as possible)")
 
 
+class InputError(ValueError):
+    """A file of events that cannot be opened."""
+
+
+def _open_events(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror}") from None
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -158,12 +169,7 @@ def _profile_show(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     settings = drift_settings(load_yaml(args.config))
     profile = Profile.load(args.profile)
-    try:
-        lines = args.input.open("rb")
-    except OSError as exc:
-        print(f"synthdrift: error: {args.input}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
-    with lines:
+    with _open_events(args.input) as lines:
         report = check(profile, lines, window=args.window, settings=settings)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
@@ -218,12 +224,7 @@ def _replay(args: argparse.Namespace) -> int:
     from monitor.replay import produce
 
     kafka, topics = _kafka(args)
-    try:
-        lines = args.input.open("rb")
-    except OSError as exc:
-        print(f"synthdrift: error: {args.input}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
-    with lines:
+    with _open_events(args.input) as lines:
         sent = asyncio.run(produce(kafka.client_options(), topics, lines, rate=args.rate))
     print(f"sent {sent:,} events from {args.input} to {kafka.bootstrap_servers}")
     return EXIT_OK
