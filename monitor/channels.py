@@ -77,6 +77,14 @@ class NumericBins:
         inner = (upper <= self.tails[0]) | (lower >= self.tails[1])
         return np.concatenate(([True], inner, [True, False]))
 
+    @property
+    def labels(self) -> list[str]:
+        """A readable name per bin, missing aside: `< min`, `[a, b)`, …, `> max`."""
+        edges = [f"{e:.4g}" for e in self.edges]
+        inner = [f"[{a}, {b})" for a, b in zip(edges[:-1], edges[1:])] or [f"[{edges[0]}]"]
+        inner[-1] = inner[-1][:-1] + "]"
+        return [f"< {edges[0]}", *inner, f"> {edges[-1]}"]
+
     def to_json(self) -> dict[str, Any]:
         return {"edges": self.edges.tolist(), "tails": list(self.tails)}
 
@@ -124,6 +132,10 @@ class CategoryBins:
         mask = np.zeros(self.size, dtype=bool)
         mask[len(self.categories) + 1] = True
         return mask
+
+    @property
+    def labels(self) -> list[str]:
+        return [*self.categories, "(other)", "(unseen)"]
 
     def to_json(self) -> dict[str, Any]:
         return {"categories": list(self.categories), "known": sorted(self.known)}

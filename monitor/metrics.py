@@ -10,8 +10,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from monitor.analyzer import CoverageGap, DriftSettings, FeatureResult
+from monitor.channels import CategoryBins, Channel, NumericBins
 from monitor.detectors import Detection
-from monitor.statistics import judged_name
+from monitor.sketch import Group, Sketch
+from monitor.statistics import distribution, judged_name
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300)
 
@@ -56,7 +58,35 @@ class Metrics:
                              ["kind", "outcome"], registry=registry)
         self.alerts = Counter("synthdrift_alerts_total", "Alert events sent, by state.", ["model", "state"],
                               registry=registry)
+        self.bin_share = Gauge("synthdrift_feature_bin_share",
+                               "Share of a feature's values per bin, in the synthetic profile and the last window.",
+                               ["model", "feature", "segment", "bin", "source"], registry=registry)
         self._gap_values: set[tuple[str, str]] = set()
+        self._window_gauges = (self.drift_score, self.drift_threshold, self.drift_severity, self.coverage_gap,
+                               self.bin_share)
+
+    def forget_windows(self) -> None:
+        """Drops the per-window gauges: after the merger moved away, this worker's are stale."""
+        for gauge in self._window_gauges:
+            gauge.clear()
+        self._gap_values.clear()
+
+    def record_bins(self, channels: tuple[Channel, ...], groups: tuple[Group, ...], reference: Sketch,
+                    live: Sketch, ranks: dict[str, int]) -> None:
+        """Synthetic and live shares per bin, side by side, for numeric and categorical channels."""
+        for channel in channels:
+            if not isinstance(channel.bins, (NumericBins, CategoryBins)):
+                continue
+            labels = channel.bins.labels
+            synthetic = distribution(reference.counts[channel.name])
+            current = distribution(live.counts[channel.name])
+            for g, group in enumerate(groups):
+                if g and ranks.get(group.name, 0) >= self.top_k:
+                    continue  # bins of `other` segments would mix several segments' shapes
+                segment = "all" if group.field is None else group.name
+                for label, before, now in zip(labels, synthetic[g].tolist(), current[g].tolist()):
+                    self.bin_share.labels(self.model, channel.name, segment, label, "synthetic").set(before)
+                    self.bin_share.labels(self.model, channel.name, segment, label, "live").set(now)
 
     def segment_label(self, result: FeatureResult, ranks: dict[str, int]) -> str:
         group = result.group

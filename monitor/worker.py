@@ -105,6 +105,7 @@ def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
     @app.on_partitions_assigned.connect
     async def reset_merger(sender: Any, assigned: Any, **kwargs: Any) -> None:
         shared.assembler = None  # rebuilt from the (recovered) table at the next message
+        shared.metrics.forget_windows()  # the merger may have moved: only its owner reports windows
 
     @app.agent(sketches)
     async def merge(stream: Any) -> None:
@@ -183,6 +184,7 @@ async def _judge(shared: Shared, window: Window, state: Any, alerts: Any) -> Non
             metrics.record_detections([detection])
     ranks = {g.name: i for i, g in enumerate(profile.groups[1:])}
     metrics.record_window(results, gaps, window.sketch.events, shared.config.drift, ranks)
+    metrics.record_bins(profile.channels, profile.groups, profile.reference, window.sketch, ranks)
     metrics.last_window.labels(profile.spec.model).set_to_current_time()
     if shared.config.window.seconds and not shared.config.window.events:
         end = (window.key + shared.config.window.seconds * 1000) / 1000
