@@ -65,6 +65,11 @@ class Metrics:
         self._window_gauges = (self.drift_score, self.drift_threshold, self.drift_severity, self.coverage_gap,
                                self.bin_share)
 
+    def declare_detectors(self, features: set[str], detector: str) -> None:
+        """Starts every detection counter at 0, so that its first firing shows as an increase."""
+        for feature in sorted(features):
+            self.detections.labels(self.model, feature, "all", detector)
+
     def forget_windows(self) -> None:
         """Drops the per-window gauges: after the merger moved away, this worker's are stale."""
         for gauge in self._window_gauges:

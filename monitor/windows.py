@@ -14,8 +14,8 @@ order in which blocks reach the detectors depend only on the data, not on which 
 so two workers produce the same windows as one.
 
 A window closes when every source partition has moved past it, or has caught up with its end of
-the stream and stayed idle for `idle_seconds`. Events that arrive for a closed window are counted
-as late, not merged.
+the stream and stayed idle for `idle_seconds` while a later window has been open that long. Events
+that arrive for a closed window are counted as late, not merged.
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ class Assembler:
         # must not hold every window open.
         self._started = now
         self._seen: dict[tuple[str, int], tuple[int, bool, float]] = {}  # newest window, caught up, when
+        self._first_seen: dict[int, float] = {}  # window key -> when a partial first had events in it
         self._chunks: dict[str, Partial] = {}
         for key in list(store):
             raw = store.get(key)
@@ -142,6 +143,8 @@ class Assembler:
 
     def _remember(self, partial: Partial, now: float) -> None:
         self._chunks[f"chunk:{partial.chunk}"] = partial
+        for window in partial.windows:
+            self._first_seen.setdefault(window, now)
         newest = max(partial.windows, default=None)
         seen = self._seen.get((partial.source, partial.partition))
         if newest is None and seen:
@@ -183,14 +186,20 @@ class Assembler:
         for key, partial in list(self._chunks.items()):
             if partial.complete and closed is not None and all(w <= closed for w in partial.windows):
                 del self.store[key], self._chunks[key]
+        for key in [k for k in self._first_seen if closed is not None and k <= closed]:
+            del self._first_seen[key]
         return windows
 
     def _ready(self, window: int, now: float) -> bool:
+        # An idle partition may just not have sent what it read yet: it only stops holding a window
+        # once the window has looked over for `idle_seconds` (a later window appeared that long ago).
+        later = [when for key, when in self._first_seen.items() if key > window]
+        settled = not later or now - min(later) >= self.idle_seconds
         for source, partitions in self.sources.items():
             for partition in range(partitions):
                 newest, caught_up, when = self._seen.get((source, partition), (None, True, self._started))
                 moved_on = newest is not None and newest > window
-                idle = caught_up and now - when >= self.idle_seconds
+                idle = caught_up and now - when >= self.idle_seconds and settled
                 if not (moved_on or idle):
                     return False
         return True

@@ -81,6 +81,7 @@ def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
     shared = Shared(config, profile, Analyzer(profile, config.drift), Metrics(registry, profile.spec.model,
                                                                                config.metrics.top_k_segments),
                     registry)
+    shared.metrics.declare_detectors({c.feature for c in shared.analyzer.detectors.channels}, config.drift.detector.kind)
     kafka = config.kafka
     app = faust.App(
         app_id(config, profile),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +13,8 @@ import pytest
 import yaml
 
 import scenario
+from monitor import example
+from monitor.broker import EmbeddedBroker
 from monitor.profile import Profile, ProfileSettings, build
 from monitor.spec import Spec
 
@@ -54,3 +57,22 @@ def small_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
     spec = Spec(model="small", features={"amount": "numeric", "score": "numeric", "channel": "categorical",
                                          "body": "text"}, segments=("language",))
     return build_profile(tmp_path_factory.mktemp("small"), spec, columns, min_segment_rows=100)
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> Iterator[str]:
+    external = os.environ.get("SYNTHDRIFT_TEST_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("stream-profile")
+    paths = example.write(directory, rows=4000, events=10)
+    profile = build(Spec.load(paths["spec"]), paths["train"], ProfileSettings(min_segment_rows=100))
+    (directory / "profile.json").write_bytes(profile.to_json())
+    return directory / "profile.json"

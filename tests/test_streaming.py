@@ -5,41 +5,18 @@ The broker is the embedded tansu unless SYNTHDRIFT_TEST_BOOTSTRAP points at anot
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
 import orjson
 import pytest
 
-from monitor import example
-from monitor.broker import EmbeddedBroker
-from monitor.profile import Profile, ProfileSettings, build
+from monitor.profile import Profile
 from monitor.replay import Drift, simulate
-from monitor.spec import Spec
 from streaming import Stack, wait_for
 
 EVENTS, SHIFT, START = 8000, 4000, 1_700_000_000.0  # 1 ms apart: 2-second windows of 2,000 events
 DRIFT = [Drift("amount", "shift", 2.0), Drift("language", "new", 0.2, "es")]
-
-
-@pytest.fixture(scope="session")
-def bootstrap() -> Iterator[str]:
-    external = os.environ.get("SYNTHDRIFT_TEST_BOOTSTRAP")
-    if external:
-        yield external
-        return
-    with EmbeddedBroker() as broker:
-        yield broker.bootstrap_servers
-
-
-@pytest.fixture(scope="session")
-def profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("stream-profile")
-    paths = example.write(directory, rows=4000, events=10)
-    profile = build(Spec.load(paths["spec"]), paths["train"], ProfileSettings(min_segment_rows=100))
-    (directory / "profile.json").write_bytes(profile.to_json())
-    return directory / "profile.json"
 
 
 @pytest.fixture
