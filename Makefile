@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup test demo bench clean
+.PHONY: setup tools test demo bench clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,15 @@ $(INSTALLED): pyproject.toml
 
 setup: $(INSTALLED)
 
-test: setup
+# Prometheus and Alertmanager (Debian's packages) for the rule tests and the end-to-end alerting test.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+tools:
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			prometheus prometheus-alertmanager >/dev/null; }
+
+test: setup tools
 	$(PY) -m pytest
 
 demo: setup
