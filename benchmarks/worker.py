@@ -19,7 +19,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -28,7 +27,7 @@ from core import FEATURES, columns, profile
 from monitor.broker import EmbeddedBroker, ensure_topics, free_port
 
 EVENTS = 300_000
-REPEATS = 1
+REPEATS = 3
 PARTITIONS = 4
 
 

@@ -119,7 +119,7 @@ class Analyzer:
                 if g and not events[g]:
                     continue
                 stats: dict[str, float | None] = {}
-                severity, hold, breaches = Severity.OK, 0, []
+                severity, hold, breaches = Severity.OK, 0, list[str]()
                 for channel in channels:
                     values, severities, holds, breached = judged[channel.name]
                     hold = max(hold, holds[g])

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 from river import drift
+from river.base import DriftDetector
 
 from monitor.channels import CategoryBins, Channel, NumericBins
 
@@ -38,9 +39,9 @@ class DetectorSettings:
     block: int = 100  # events per detector update
     parameters: dict[str, Any] = field(default_factory=dict)
 
-    def create(self) -> drift.base.DriftDetector:
+    def create(self) -> DriftDetector:
         factory = {"adwin": drift.ADWIN, "page_hinkley": drift.PageHinkley, "kswin": drift.KSWIN}[self.kind]
-        return factory(**{**DEFAULT_PARAMETERS[self.kind], **self.parameters})
+        return factory(**{**DEFAULT_PARAMETERS[self.kind], **self.parameters})  # type: ignore[abstract]
 
 
 @dataclass(frozen=True, slots=True)

@@ -315,7 +315,7 @@ class _Evaluation:
 
 def summary(profile: Profile) -> str:
     """A readable account of a profile, for `synthdrift profile show`."""
-    meta, spec = profile.meta, profile.spec
+    meta = profile.meta
     lines = [
         f"profile {profile.id}  (format v{meta['version']}, created {meta['created_at']})",
         f"input   {meta['input']['path']}  {meta['input']['rows']:,} rows  sha256 {meta['input']['sha256'][:16]}…",

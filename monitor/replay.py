@@ -22,7 +22,7 @@ def split(record: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     >>> [s for s, _ in split({"request_id": "r", "model": "m", "features": {}, "prediction": {"label": 1}})]
     ['requests', 'predictions']
     """
-    common = {k: record[k] for k in ("request_id", "timestamp") if k in record}
+    common: dict[str, Any] = {k: record[k] for k in ("request_id", "timestamp") if k in record}
     request = {k: v for k, v in record.items() if k not in ("prediction", "label")}
     yield "requests", request
     if "prediction" in record:

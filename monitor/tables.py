@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 import orjson
 import pyarrow as pa
@@ -30,7 +30,7 @@ def table_format(path: Path) -> str:
 
 
 def read_raw(path: str | Path, columns: list[str] | None = None, chunk_rows: int = CHUNK_ROWS,
-             numeric: frozenset[str] | set[str] = frozenset()) -> Iterator[dict[str, Any]]:
+             numeric: Collection[str] = frozenset()) -> Iterator[dict[str, Any]]:
     """Chunks of a table as {column: values}; `columns` limits and requires the columns read."""
     path = Path(path)
     if not path.is_file():
@@ -53,7 +53,8 @@ def read_chunks(path: str | Path, spec: Spec, chunk_rows: int = CHUNK_ROWS) -> I
         yield coerce(raw, spec)
 
 
-def _read_csv(path: Path, columns: list[str] | None, chunk_rows: int, numeric: set[str]) -> Iterator[dict[str, Any]]:
+def _read_csv(path: Path, columns: list[str] | None, chunk_rows: int,
+              numeric: Collection[str]) -> Iterator[dict[str, Any]]:
     # Declared types: per-block type inference would disagree between blocks of one file.
     header = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 16)).schema.names
     _require(path, header, columns)

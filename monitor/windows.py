@@ -186,8 +186,8 @@ class Assembler:
         for key, partial in list(self._chunks.items()):
             if partial.complete and closed is not None and all(w <= closed for w in partial.windows):
                 del self.store[key], self._chunks[key]
-        for key in [k for k in self._first_seen if closed is not None and k <= closed]:
-            del self._first_seen[key]
+        for window_key in [k for k in self._first_seen if closed is not None and k <= closed]:
+            del self._first_seen[window_key]
         return windows
 
     def _ready(self, window: int, now: float) -> bool:

@@ -103,7 +103,7 @@ def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
                        partitions=kafka.partitions)
     state = app.Table("merger", default=None, partitions=kafka.partitions)  # JSON keys and values
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def reset_merger(sender: Any, assigned: Any, **kwargs: Any) -> None:
         shared.assembler = None  # rebuilt from the (recovered) table at the next message
         shared.metrics.forget_windows()  # the merger may have moved: only its owner reports windows
@@ -240,7 +240,7 @@ class TrafficReader(ConsumerRebalanceListener):
         self.consumer = AIOKafkaConsumer(
             group_id=f"{self.app_id}.traffic", enable_auto_commit=False, auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),  # co-partitioned topics: joins stay local
-            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, max_partition_fetch_bytes=1 << 20,
+            session_timeout_ms=10_000, heartbeat_interval_ms=1_000, max_partition_fetch_bytes=4 << 20,
             **options)
         self.producer = AIOKafkaProducer(linger_ms=5, **options)
         self.consumer.subscribe(list(self.shared.sources), listener=self)
