@@ -179,5 +179,5 @@ def _screen(status: dict[str, Any], port: int, counted: int, events: int) -> str
     alerts = [a for w in windows for a in w["alerts"]][-10:]
     if alerts:
         lines += ["", "alerts:"] + [f"  {_paint(a['state'])} {_alert_line(a)}" for a in alerts]
-    lines += ["", "windows: " + " ".join(_paint(w["worst"])[:-len(RESET)] + "■" + RESET for w in windows[-40:])]
+    lines += ["", "windows: " + "".join(f"{COLOURS[w['worst']]}■{RESET}" for w in windows[-60:])]
     return "\n".join(lines)
