@@ -58,7 +58,6 @@ class Shared:
     profile: Profile
     analyzer: Analyzer
     metrics: Metrics
-    registry: CollectorRegistry
     assigned: set[TopicPartition] = field(default_factory=set)
     assembler: Assembler | None = None
     alert_states: AlertStates | None = None
@@ -78,10 +77,10 @@ class Shared:
 
 def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
     registry = CollectorRegistry()
-    shared = Shared(config, profile, Analyzer(profile, config.drift), Metrics(registry, profile.spec.model,
-                                                                               config.metrics.top_k_segments),
-                    registry)
-    shared.metrics.declare_detectors({c.feature for c in shared.analyzer.detectors.channels}, config.drift.detector.kind)
+    shared = Shared(config, profile, Analyzer(profile, config.drift),
+                    Metrics(registry, profile.spec.model, config.metrics.top_k_segments))
+    shared.metrics.declare_detectors({c.feature for c in shared.analyzer.detectors.channels},
+                                     config.drift.detector.kind)
     kafka = config.kafka
     app = faust.App(
         app_id(config, profile),
@@ -127,7 +126,8 @@ def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         # aiohttp sets the charset itself and refuses one inside content_type.
-        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";", 1)[0] + "; version=0.0.4")
+        content_type = CONTENT_TYPE_LATEST.split(";", 1)[0] + "; version=0.0.4"
+        return web.bytes(generate_latest(registry), content_type=content_type)
 
     @app.page("/health")
     async def health_view(web: Any, request: Any) -> Any:
