@@ -6,15 +6,22 @@ import functools
 from pathlib import Path
 from typing import Any, Callable
 
-import fastjsonschema
+import jsonschema_rs
 import orjson
 
 _PACKAGE = Path(__file__).resolve().parent
 # Installed wheels carry the schemas inside the package; a source checkout has them beside it.
 SCHEMA_DIR = next(p for p in (_PACKAGE / "schemas", _PACKAGE.parent / "schemas") if p.is_dir())
 
-Validator = Callable[[Any], Any]
-ValidationError = fastjsonschema.JsonSchemaValueException
+Validator = Callable[[Any], None]
+
+
+class ValidationError(ValueError):
+    """An instance that does not match its schema; `message` says where and why, in one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @functools.cache
@@ -26,11 +33,24 @@ def load(name: str) -> dict[str, Any]:
 @functools.cache
 def validator(name: str) -> Validator:
     """A compiled validator for `schemas/<name>.schema.json`; raises `ValidationError`."""
-    return fastjsonschema.compile(load(name), handlers={"https": _local})
+    return compile_schema(load(name), name)
+
+
+def compile_schema(schema: dict[str, Any], name: str) -> Validator:
+    """A validator for `schema` (jsonschema-rs: about 5x faster per event than pure-Python ones);
+    `$ref`s to our own schemas resolve from `schemas/`, nothing is fetched."""
+    compiled = jsonschema_rs.validator_for(schema, retriever=_local)
+
+    def validate(instance: Any) -> None:
+        if not compiled.is_valid(instance):
+            error = next(iter(compiled.iter_errors(instance)))
+            where = ".".join([name, *map(str, error.instance_path)])
+            raise ValidationError(f"{where}: {error.message}")
+
+    return validate
 
 
 def _local(uri: str) -> dict[str, Any]:
-    """Resolves `$ref`s to our own schemas from `schemas/`: nothing is fetched."""
     return load(uri.rsplit("/", 1)[-1].removesuffix(".schema.json"))
 
 
@@ -38,10 +58,10 @@ def problem(name: str, data: Any) -> str | None:
     """None when `data` matches `schemas/<name>.schema.json`, else what is wrong, in one line.
 
     >>> problem("spec", {"model": "m"})
-    "spec must contain ['features'] properties"
+    'spec: "features" is a required property'
     """
     try:
         validator(name)(data)
     except ValidationError as exc:
-        return exc.message.replace("data", name, 1)
+        return exc.message
     return None

@@ -121,7 +121,7 @@ def test_an_empty_table_is_an_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("spec, message", [
     ({"features": {"x": "numeric"}}, "model"),
-    ({"model": "m", "features": {"x": "float"}}, "must be one of"),
+    ({"model": "m", "features": {"x": "float"}}, "spec.features.x: \"float\" is not one of"),
     ({"model": "m", "features": {"x": "numeric"}, "segments": ["x"]}, "both a feature and a segment"),
 ])
 def test_a_bad_spec_fails_in_one_line(spec: dict, message: str) -> None:
