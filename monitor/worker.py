@@ -363,8 +363,8 @@ class TrafficReader(ConsumerRebalanceListener):
                    ("synthdrift.source.topic", tp.topic.encode()),
                    ("synthdrift.source.partition", str(tp.partition).encode()),
                    ("synthdrift.source.offset", str(record.offset).encode())]
-        self.pending.append(asyncio.ensure_future(self.producer.send(
-            self.config.topics.dlq, value=record.value, key=record.key, headers=headers)))
+        self.pending.append(asyncio.ensure_future(self._deliver(
+            self.producer.send(self.config.topics.dlq, value=record.value, key=record.key, headers=headers))))
         self.shared.metrics.events.labels(stream, "invalid").inc()
         self.shared.metrics.dead_letters.labels(stream, str(invalid.reason)).inc()
 
@@ -404,6 +404,10 @@ class TrafficReader(ConsumerRebalanceListener):
         if self.pending:
             await asyncio.gather(*self.pending)
             self.pending.clear()
+
+    @staticmethod
+    async def _deliver(sending: Any) -> Any:
+        return await (await sending)  # queued, then acknowledged by the broker
 
     def _expire_joins(self) -> None:
         self.join.expire(time.monotonic())
