@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -198,10 +199,15 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _create_topics(kafka: KafkaSettings, topics: dict[str, int]) -> None:
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)  # the one line below says it all
     try:
         ensure_topics_sync(kafka.client_options(), topics)
     except Exception as exc:  # aiokafka raises several kinds for an unreachable broker
         raise BrokerError(f"cannot reach Kafka at {kafka.bootstrap_servers}: {exc}") from None
+    finally:
+        client_log.setLevel(level)
 
 
 def _broker(args: argparse.Namespace) -> int:

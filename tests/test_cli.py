@@ -117,3 +117,12 @@ def test_a_bad_config_exits_2_with_one_line(files: dict[str, Path], tmp_path: Pa
                  "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_worker_that_cannot_reach_kafka_stops_with_one_line(files: dict[str, Path], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "monitor.yaml"
+    config.write_text(yaml.safe_dump({"profile": str(files["profile"]), "kafka": {"bootstrap_servers": "127.0.0.1:1"}}))
+    assert main(["worker", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("synthdrift: error: cannot reach Kafka at 127.0.0.1:1") and err.count("\n") == 1
