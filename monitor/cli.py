@@ -15,7 +15,8 @@ import yaml
 from monitor import __version__
 from monitor.check import check, reached, render_text
 from monitor.broker import BrokerError, EmbeddedBroker, ensure_topics_sync
-from monitor.config import ConfigError, KafkaSettings, Topics, drift_settings, load_yaml, worker_config
+from monitor.config import (ConfigError, KafkaSettings, Topics, drift_settings, kafka_settings, load_yaml,
+                            worker_config)
 from monitor.profile import Profile, ProfileError, ProfileSettings, build, summary
 from monitor.spec import Spec, SpecError, infer
 from monitor.tables import TableError, read_raw
@@ -220,8 +221,7 @@ def _broker(args: argparse.Namespace) -> int:
 
 def _kafka(args: argparse.Namespace) -> tuple[KafkaSettings, Topics]:
     data = load_yaml(args.config)
-    return KafkaSettings(**{k: v for k, v in data.get("kafka", {}).items() if k != "sasl_password_file"}), \
-        Topics(**data.get("topics", {}))
+    return kafka_settings(data), Topics(**data.get("topics", {}))
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -160,11 +160,8 @@ class WorkerConfig:
     max_event_bytes: int = 1 << 20
 
 
-def worker_config(path: str | Path | None, environ: Mapping[str, str] = os.environ) -> WorkerConfig:
-    """The worker's configuration; one ConfigError line for the first thing to fix."""
-    data = load_yaml(path, environ)
-    if "profile" not in data:
-        raise ConfigError(f"{path or 'environment'}: no profile: set `profile:` or SYNTHDRIFT_PROFILE")
+def kafka_settings(data: dict[str, Any]) -> KafkaSettings:
+    """The `kafka:` section of a validated configuration, the SASL password read from its file."""
     kafka = dict(data.get("kafka", {}))
     password_file = kafka.pop("sasl_password_file", None)
     if password_file:
@@ -175,12 +172,20 @@ def worker_config(path: str | Path | None, environ: Mapping[str, str] = os.envir
     if kafka.get("sasl_mechanism") and not (kafka.get("sasl_username") and kafka.get("sasl_password")):
         raise ConfigError("kafka: sasl_mechanism needs sasl_username and a password (sasl_password_file or "
                           "SYNTHDRIFT_KAFKA__SASL_PASSWORD)")
+    return KafkaSettings(**kafka)
+
+
+def worker_config(path: str | Path | None, environ: Mapping[str, str] = os.environ) -> WorkerConfig:
+    """The worker's configuration; one ConfigError line for the first thing to fix."""
+    data = load_yaml(path, environ)
+    if "profile" not in data:
+        raise ConfigError(f"{path or 'environment'}: no profile: set `profile:` or SYNTHDRIFT_PROFILE")
     window = data.get("window", {})
     if window.get("seconds") is None and not window.get("events") and "seconds" in window:
         raise ConfigError("window: set seconds or events")
     return WorkerConfig(
         profile=Path(data["profile"]),
-        kafka=KafkaSettings(**kafka),
+        kafka=kafka_settings(data),
         topics=Topics(**data.get("topics", {})),
         window=WindowSettings(**window),
         join=JoinSettings(**data.get("join", {})),
