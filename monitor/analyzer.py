@@ -149,12 +149,12 @@ class Analyzer:
             sizes = totals if statistic == "missing_rate_change" else present
             stats[statistic] = np.where(sizes > 0, values, np.nan)
             threshold = self.settings.threshold(channel.feature, statistic)
+            lowered = Threshold(threshold.warning * ratio, threshold.critical * ratio)
             for g in np.flatnonzero(sizes >= self.settings.min_events):
                 bound = self.bounds.bound((channel.name, int(g)), reference[g], self._novel[channel.name], statistic,
                                           int(sizes[g]))
                 value = abs(values[g]) if statistic == "missing_rate_change" else values[g]
                 verdict = int(judge(float(value), threshold, bound))
-                lowered = Threshold(threshold.warning * ratio, threshold.critical * ratio)
                 hold[g] = max(hold[g], int(judge(float(value), lowered, bound)))
                 if verdict > severity[g]:
                     severity[g], breaches[g] = verdict, []
