@@ -7,11 +7,13 @@ the caller counts it and sends it on (dead-letter topic, or the `check` report),
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import copy
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from operator import itemgetter
+from typing import Any, Sequence
 
+import numpy as np
 import orjson
 
 from monitor import schemas
@@ -72,6 +74,7 @@ class EventParser:
         self.max_bytes = max_bytes
         schema = event_schema(spec) if stream == "requests" else schemas.load(SCHEMAS[stream])
         self._validate = schemas.compile_schema(schema, "event")
+        self._all_valid = schemas.all_valid(schema)
         self._check_model = "model" in schema["required"]
 
     def parse(self, raw: bytes) -> dict[str, Any] | Invalid:
@@ -91,14 +94,32 @@ class EventParser:
             return Invalid(Reason.UNKNOWN_MODEL, f"model {event['model']!r} is not {self.spec.model!r}")
         return event  # type: ignore[no-any-return]
 
+    def parse_many(self, raws: Sequence[bytes]) -> tuple[list[dict[str, Any]], dict[int, Invalid]]:
+        """The valid events of a batch, in order, and the invalid ones by their index in `raws`;
+        the same verdicts as `parse`, with one validation call when the whole batch is fine."""
+        try:
+            events = [orjson.loads(raw) for raw in raws if len(raw) <= self.max_bytes]
+        except orjson.JSONDecodeError:
+            events = []
+        if (len(events) == len(raws) and self._all_valid(events)
+                and not (self._check_model and any(e["model"] != self.spec.model for e in events))):
+            return events, {}
+        parsed = [self.parse(raw) for raw in raws]
+        return ([e for e in parsed if not isinstance(e, Invalid)],
+                {i: e for i, e in enumerate(parsed) if isinstance(e, Invalid)})
+
 
 def to_columns(events: list[dict[str, Any]], spec: Spec) -> Columns:
     """Columns named as in the training table, from validated events or joined records (a part an
     event does not carry reads as missing)."""
-    raw: dict[str, list[Any]] = {}
+    raw: dict[str, Any] = {}
     features = [e.get("features") or {} for e in events]
+    numeric = [name for name, kind in spec.features.items() if kind == "numeric"]
+    if len(numeric) > 1 and (matrix := _numeric_matrix(features, numeric)) is not None:
+        raw.update(zip(numeric, matrix))
     for name in spec.features:
-        raw[name] = [f.get(name) for f in features]
+        if name not in raw:
+            raw[name] = [f.get(name) for f in features]
     if spec.segments:
         segments = [e.get("segments") or {} for e in events]
         for name in spec.segments:
@@ -114,3 +135,13 @@ def to_columns(events: list[dict[str, Any]], spec: Spec) -> Columns:
     if spec.provenance:
         raw[spec.provenance] = [e.get("provenance") for e in events]
     return coerce(raw, spec)
+
+
+def _numeric_matrix(features: list[dict[str, Any]], names: list[str]) -> np.ndarray | None:
+    """The numeric features, one contiguous row per feature, in one C pass over the events when
+    each carries all of them; None otherwise (then each column is gathered on its own)."""
+    row = itemgetter(*names)
+    try:
+        return np.array([row(f) for f in features], dtype=np.float64).T.copy()
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -154,10 +154,12 @@ class Assembler:
         self._seen[(partial.source, partial.partition)] = (newest, partial.caught_up, now)  # type: ignore[assignment]
 
     def add(self, partial: Partial, now: float) -> int:
-        """Keeps the newest version of the partial's chunk; returns the events it brought too late."""
+        """Keeps the newest version of the partial's chunk; returns the events it brought too late.
+        Of two versions that read as far, the caught-up one is newer."""
         key = f"chunk:{partial.chunk}"
         previous = self._chunks.get(key)
-        if previous is not None and previous.next_offset >= partial.next_offset:
+        if previous is not None and (previous.next_offset, previous.caught_up) >= (partial.next_offset,
+                                                                                  partial.caught_up):
             return 0  # a replay of a version already merged
         closed = self._number("closed")
         late = 0

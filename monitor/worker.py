@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import logging
 import pickle
 import tempfile
@@ -31,6 +32,7 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from monitor.alerts import AlertStates
@@ -229,9 +231,11 @@ class TrafficReader(ConsumerRebalanceListener):
                         for stream in shared.sources.values()}
         self.join = JoinBuffer(self.config.join.ttl_seconds, self.config.join.max_pending)
         self.chunks: dict[TopicPartition, Chunk] = {}
-        self.sent: dict[TopicPartition, int] = {}  # the next offset of the last partial sent, per partition
+        # Per partition, the next offset and caught-up status of the last partial sent.
+        self.sent: dict[TopicPartition, tuple[int, bool]] = {}
         self.rebuild_until: dict[TopicPartition, int] = {}  # offsets below: already counted, for joins only
-        self.pending: list[asyncio.Future[Any]] = []  # dead letters not yet acknowledged
+        self.pending: list[asyncio.Future[Any]] = []  # partials and dead letters not yet acknowledged
+        self.commits: dict[TopicPartition, int] = {}  # chunks completed, committed once `pending` is settled
         self.windowing = self.config.window.windowing(self.config.kafka.partitions)
         self.consumer: AIOKafkaConsumer | None = None
 
@@ -244,6 +248,11 @@ class TrafficReader(ConsumerRebalanceListener):
             **options)
         self.producer = AIOKafkaProducer(linger_ms=5, **options)
         self.consumer.subscribe(list(self.shared.sources), listener=self)
+        # A batch allocates a few containers per event that live until it is sketched: with the
+        # default thresholds the collector runs every 700 of them and its full passes rescan all
+        # that start-up made (profile, Faust). Set that aside and collect less often.
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 100)
         await self.consumer.start()
         await self.producer.start()
         try:
@@ -265,6 +274,7 @@ class TrafficReader(ConsumerRebalanceListener):
         for tp in revoked:
             self.shared.assigned.discard(tp)
             self.chunks.pop(tp, None)  # the next owner rebuilds the chunk from its first offset
+            self.commits.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Resumes every partition at the start of its chunk in progress. With joins, it first
@@ -310,34 +320,30 @@ class TrafficReader(ConsumerRebalanceListener):
         """Feeds already counted events to the join buffer: only what stays waiting matters."""
         outcomes = self.join.outcomes.copy()
         now = time.monotonic()
-        for record in records:
-            event = self.parsers[stream].parse(record.value)
-            if not isinstance(event, Invalid) and event.get("request_id") is not None:
+        for event in self.parsers[stream].parse_many([record.value for record in records])[0]:
+            if event.get("request_id") is not None:
                 self._join(stream, event, now)
         self.join.outcomes = outcomes
 
     def _sketch(self, tp: TopicPartition, stream: str, chunk: Chunk, records: list[Any]) -> None:
-        parser, metrics = self.parsers[stream], self.shared.metrics
-        events, offsets, stamps = [], [], []
-        for record in records:
-            event = parser.parse(record.value)
-            if isinstance(event, Invalid):
-                self._dead_letter(tp, stream, record, event)
-            else:
-                events.append(event)
-                offsets.append(record.offset)
-                stamps.append(record.timestamp)
+        metrics = self.shared.metrics
+        events, invalid = self.parsers[stream].parse_many([record.value for record in records])
+        for index, reason in invalid.items():
+            self._dead_letter(tp, stream, records[index], reason)
+        kept = [r for i, r in enumerate(records) if i not in invalid] if invalid else records
+        offsets = np.fromiter((r.offset for r in kept), np.int64, len(kept))
+        stamps = np.fromiter((r.timestamp for r in kept), np.int64, len(kept))
         metrics.events.labels(stream, "valid").inc(len(events))
         if not events:
             return
         spec = self.shared.profile.spec
         if stream == "requests":
-            chunk.add(to_columns(events, spec), np.asarray(offsets), np.asarray(stamps), "requests")
+            chunk.add(to_columns(events, spec), offsets, stamps, "requests")
         if len(self.shared.sources) == 1:
             return  # nothing to join: the profile has no predictions
         joined: dict[str, list[tuple[dict[str, Any], int, int]]] = {"predictions": [], "feedback": []}
         now = time.monotonic()
-        for event, offset, stamp in zip(events, offsets, stamps):
+        for event, offset, stamp in zip(events, offsets.tolist(), stamps.tolist()):
             if event.get("request_id") is None:
                 continue
             for record in self._join(stream, event, now):
@@ -368,29 +374,43 @@ class TrafficReader(ConsumerRebalanceListener):
         self.shared.metrics.events.labels(stream, "invalid").inc()
         self.shared.metrics.dead_letters.labels(stream, str(invalid.reason)).inc()
 
-    async def _send(self, tp: TopicPartition, chunk: Chunk) -> None:
+    def _caught_up(self, tp: TopicPartition, next_offset: int) -> bool:
         assert self.consumer is not None
         highwater = self.consumer.highwater(tp)
-        partial = chunk.partial(caught_up=highwater is None or chunk.next_offset >= highwater)
-        await (await self.sketches.send(key=self.key, value=partial.to_bytes()))
-        self.sent[tp] = chunk.next_offset
+        return highwater is None or next_offset >= highwater
+
+    async def _send(self, tp: TopicPartition, chunk: Chunk) -> None:
+        """Queues the chunk's current version; `_settle` waits for its delivery."""
+        caught_up = self._caught_up(tp, chunk.next_offset)
+        self.pending.append(await self.sketches.send(key=self.key, value=chunk.partial(caught_up).to_bytes()))
+        self.sent[tp] = (chunk.next_offset, caught_up)
 
     async def _finish(self, tp: TopicPartition, chunk: Chunk) -> None:
-        """Sends a complete chunk's last version, then commits past it: a restart never rereads it."""
+        """Sends a complete chunk's last version; its offsets are committed once it is delivered."""
         await self._send(tp, chunk)
-        await self._settle_dead_letters()
-        assert self.consumer is not None
-        await self.consumer.commit({tp: chunk.end_offset})
+        self.commits[tp] = chunk.end_offset
         del self.chunks[tp]
 
     async def _flush(self) -> None:
-        """Sends the chunks that grew since their last version, and a tick for idle windows."""
+        """Sends what the merger has not heard yet: chunks that grew since their last version, and
+        partitions that have caught up since (the merger waits for them to close a window). Then a
+        tick for idle windows, and settles."""
         assert self.consumer is not None
-        for tp, chunk in list(self.chunks.items()):
-            if self.sent.get(tp) != chunk.next_offset:
+        size = self.config.window.chunk_events
+        for tp in list(self.shared.assigned):
+            sent = self.sent.get(tp)
+            chunk = self.chunks.get(tp)
+            if chunk is None:
+                if sent is None or sent[1] or not self._caught_up(tp, sent[0]):
+                    continue
+                # The last chunk completed before the partition caught up: tell the merger with
+                # the next chunk, empty so far.
+                chunk = self.chunks[tp] = Chunk(self.shared.analyzer, self.windowing, tp.topic, tp.partition,
+                                                sent[0], size)
+            if sent is None or chunk.next_offset > sent[0] or (not sent[1] and self._caught_up(tp, chunk.next_offset)):
                 await self._send(tp, chunk)
-        await self._settle_dead_letters()
         await self.sketches.send(key=self.key, value=TICK)
+        await self._settle()
         lag: dict[str, int] = {}
         for tp in self.shared.assigned:
             highwater = self.consumer.highwater(tp)
@@ -400,10 +420,19 @@ class TrafficReader(ConsumerRebalanceListener):
         for stream, value in lag.items():
             self.shared.metrics.lag.labels(stream).set(value)
 
-    async def _settle_dead_letters(self) -> None:
+    async def _settle(self) -> None:
+        """Waits for every partial and dead letter sent, then commits past the chunks completed:
+        a restart never rereads a chunk whose last version was delivered, and rereads the others."""
+        assert self.consumer is not None
         if self.pending:
             await asyncio.gather(*self.pending)
             self.pending.clear()
+        if self.commits:
+            try:
+                await self.consumer.commit(self.commits)
+            except (CommitFailedError, IllegalStateError) as exc:  # a rebalance took the partitions away
+                log.info("commit skipped, the next owner rereads those chunks: %s", exc)
+            self.commits.clear()
 
     @staticmethod
     async def _deliver(sending: Any) -> Any:

@@ -57,3 +57,29 @@ def test_valid_events_become_columns_named_as_in_the_training_table(parser: Even
     assert columns["confidence"][0] == 0.9
     assert columns["true_label"].tolist() == ["billing", None]
     assert columns["source"].tolist() == ["organic", None]
+
+
+def test_a_batch_parses_as_its_events_do_one_by_one(parser: EventParser) -> None:
+    good = orjson.dumps(GOOD)
+    bad = [b"{not json", b'{"model": "router", "features": {"amount": NaN}}', b'{"model": "other", "features": {}}',
+           b'{"model": "router", "features": {"amount": "12"}}', b'{"model": "router", "features": {"body": "'
+           + b"x" * 3000 + b'"}}']
+    assert parser.parse_many([good, good]) == ([GOOD, GOOD], {})
+    for raw in bad:
+        events, invalid = parser.parse_many([good, raw, good])
+        assert events == [GOOD, GOOD] and list(invalid) == [1] and invalid[1] == parser.parse(raw)
+
+
+@pytest.mark.parametrize("second", [
+    {"x": 2.0, "y": None, "z": 4},  # every numeric feature present: one pass over the events
+    {"x": 2.0, "z": True},  # one missing: gathered feature by feature
+])
+def test_numeric_columns_are_the_same_whichever_way_they_are_gathered(second: dict) -> None:
+    spec = Spec(model="m", features={"x": "numeric", "y": "numeric", "z": "numeric"})
+    columns = to_columns([{"features": {"x": 1.5, "y": -1, "z": 0.0}}, {"features": second}], spec)
+    expected = {name: [1.5, -1.0, 0.0][i] for i, name in enumerate("xyz")}
+    for name in "xyz":
+        assert columns[name].dtype == np.float64 and columns[name].flags.c_contiguous
+        assert columns[name][0] == expected[name]
+        assert np.array_equal(columns[name][1:], [float(second[name]) if second.get(name) is not None else np.nan],
+                              equal_nan=True)

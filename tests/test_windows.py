@@ -97,13 +97,19 @@ def test_a_stale_version_changes_nothing(small_profile: Profile, data: dict) -> 
     assert dict(assembler.store) == state
 
 
+def one_partition(analyzer: Analyzer, data: dict, read: int) -> tuple[Assembler, Chunk]:
+    """An assembler for one partition, and the first chunk of partition 0 with `read` events read."""
+    columns, timestamps = data[0]
+    chunk = Chunk(analyzer, WINDOWING, "requests", 0, 0, CHUNK)
+    chunk.add({k: v[:read] for k, v in columns.items()}, np.arange(read), timestamps[:read], "requests")
+    chunk.advance(read)
+    return Assembler({}, analyzer.sketcher.empty(), {"requests": 1}, idle_seconds=5, now=0), chunk
+
+
 def test_events_for_a_closed_window_are_counted_late(small_profile: Profile, data: dict) -> None:
     analyzer = Analyzer(small_profile)
-    columns, timestamps = data[0]
-    assembler = Assembler({}, analyzer.sketcher.empty(), {"requests": 1}, idle_seconds=5, now=0)
-    chunk = Chunk(analyzer, WINDOWING, "requests", 0, 0, CHUNK)
-    chunk.add({k: v[:100] for k, v in columns.items()}, np.arange(100), timestamps[:100], "requests")
-    chunk.advance(100)
+    columns, _ = data[0]
+    assembler, chunk = one_partition(analyzer, data, 100)
     assembler.add(chunk.partial(caught_up=True), now=0)
     assert [w.key for w in assembler.close_ready(now=6)] == [0]
     chunk.add({k: v[100:103] for k, v in columns.items()}, np.arange(100, 103), np.zeros(3, dtype=np.int64),
@@ -128,3 +134,25 @@ def test_the_assembler_state_survives_a_restart(small_profile: Profile, data: di
     closed |= {w.key: w.sketch.events for w in restarted.close_ready(now=3)}
     closed |= {w.key: w.sketch.events for w in restarted.close_ready(now=20)}
     assert sum(closed.values()) == PARTITIONS * PER_PARTITION
+
+
+def test_a_partition_that_catches_up_later_releases_its_window(small_profile: Profile, data: dict) -> None:
+    analyzer = Analyzer(small_profile)
+    assembler, chunk = one_partition(analyzer, data, CHUNK)
+    behind = chunk.partial(caught_up=False)  # sent while the broker still reported more to read
+    assembler.add(behind, now=0)
+    assert assembler.close_ready(now=60) == []
+    # What the worker sends once it sees it has caught up: the next chunk, empty so far.
+    assembler.add(Chunk(analyzer, WINDOWING, "requests", 0, CHUNK, CHUNK).partial(caught_up=True), now=60)
+    assert assembler.close_ready(now=61) == []  # not idle long enough yet
+    assert [w.sketch.events for w in assembler.close_ready(now=66)] == [CHUNK]
+
+
+def test_a_caught_up_version_is_newer_than_one_that_read_as_far(small_profile: Profile, data: dict) -> None:
+    analyzer = Analyzer(small_profile)
+    assembler, chunk = one_partition(analyzer, data, 100)
+    assembler.add(chunk.partial(caught_up=False), now=0)
+    assert assembler.close_ready(now=60) == []
+    assembler.add(chunk.partial(caught_up=True), now=60)
+    assembler.add(chunk.partial(caught_up=False), now=61)  # a replay of the older version
+    assert [w.sketch.events for w in assembler.close_ready(now=66)] == [100]
