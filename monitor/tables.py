@@ -1,15 +1,19 @@
-"""Reading a training table (CSV, JSONL or Parquet) in chunks, with memory bounded by the chunk size."""
+"""Reading a training table (CSV, JSONL or Parquet) in chunks, with memory bounded by the chunk size.
+
+PyArrow is imported when a table is read, not with this module: the worker never reads one, and
+importing it would cost each worker ~30 MB.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Collection, Iterator
+from typing import TYPE_CHECKING, Any, Collection, Iterator
 
 import orjson
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from monitor.columns import Columns, coerce, numeric_fields
 from monitor.spec import Spec
@@ -36,6 +40,8 @@ def read_raw(path: str | Path, columns: list[str] | None = None, chunk_rows: int
     if not path.is_file():
         raise TableError(f"{path}: no such file")
     fmt = table_format(path)
+    import pyarrow as pa
+
     try:
         if fmt == "jsonl":
             yield from _read_jsonl(path, columns, chunk_rows)
@@ -55,6 +61,9 @@ def read_chunks(path: str | Path, spec: Spec, chunk_rows: int = CHUNK_ROWS) -> I
 
 def _read_csv(path: Path, columns: list[str] | None, chunk_rows: int,
               numeric: Collection[str]) -> Iterator[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
     # Declared types: per-block type inference would disagree between blocks of one file.
     header = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 16)).schema.names
     _require(path, header, columns)
@@ -70,6 +79,8 @@ def _read_csv(path: Path, columns: list[str] | None, chunk_rows: int,
 
 
 def _read_parquet(path: Path, columns: list[str] | None, chunk_rows: int) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
     parquet = pq.ParquetFile(path)
     _require(path, parquet.schema_arrow.names, columns)
     for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):

@@ -23,8 +23,10 @@ import logging
 import pickle
 import tempfile
 import time
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import faust
@@ -49,6 +51,7 @@ from monitor.windows import Assembler, Partial, Window
 
 log = logging.getLogger("synthdrift.worker")
 TICK = b'{"tick": true}'
+OFFSET = attrgetter("offset")
 RECENT_WINDOWS = 50
 
 
@@ -129,7 +132,9 @@ def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
     async def metrics_view(web: Any, request: Any) -> Any:
         # aiohttp sets the charset itself and refuses one inside content_type.
         content_type = CONTENT_TYPE_LATEST.split(";", 1)[0] + "; version=0.0.4"
-        return web.bytes(generate_latest(registry), content_type=content_type)
+        names = request.query.getall("name[]", [])  # as prometheus_client's own handler: only these
+        return web.bytes(generate_latest(registry.restricted_registry(names) if names else registry),
+                         content_type=content_type)
 
     @app.page("/health")
     async def health_view(web: Any, request: Any) -> Any:
@@ -294,10 +299,10 @@ class TrafficReader(ConsumerRebalanceListener):
     async def _process(self, tp: TopicPartition, records: list[Any]) -> None:
         started = time.perf_counter()
         stream = self.shared.sources[tp.topic]
-        rebuild = [r for r in records if r.offset < self.rebuild_until.get(tp, 0)]
-        if rebuild:
-            self._rebuild_joins(stream, rebuild)
-            records = records[len(rebuild):]
+        rebuilt = bisect_left(records, self.rebuild_until.get(tp, 0), key=OFFSET)  # records come in offset order
+        if rebuilt:
+            self._rebuild_joins(stream, records[:rebuilt])
+            records = records[rebuilt:]
         size = self.config.window.chunk_events
         first = 0
         while first < len(records):
@@ -306,9 +311,7 @@ class TrafficReader(ConsumerRebalanceListener):
             if chunk is None or offset >= chunk.end_offset:
                 chunk = self.chunks[tp] = Chunk(self.shared.analyzer, self.windowing, tp.topic, tp.partition,
                                                 Chunk.start(offset, size), size)
-            last = first
-            while last < len(records) and records[last].offset < chunk.end_offset:
-                last += 1
+            last = bisect_left(records, chunk.end_offset, lo=first, key=OFFSET)
             self._sketch(tp, stream, chunk, records[first:last])
             chunk.advance(records[last - 1].offset + 1)
             first = last

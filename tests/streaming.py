@@ -100,7 +100,7 @@ class Stack:
         total = 0.0
         for process, port in self.workers:
             if process.poll() is None:
-                total += sum(s.value for f in metrics(port) for s in f.samples
+                total += sum(s.value for f in metrics(port, name) for s in f.samples
                              if s.name == name and labels.items() <= s.labels.items())
         return total
 
@@ -136,8 +136,9 @@ def status(port: int) -> dict[str, Any]:
     return orjson.loads(body) if body else {"windows": []}
 
 
-def metrics(port: int) -> list[Any]:
-    body = _get(port, "/metrics")
+def metrics(port: int, *names: str) -> list[Any]:
+    """The metric families on a worker's /metrics; only those with these sample names, if any."""
+    body = _get(port, "/metrics" + "".join(f"{'&' if i else '?'}name[]={n}" for i, n in enumerate(names)))
     return list(text_string_to_metric_families(body.decode())) if body else []
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,10 @@ def test_metric_labels_stay_bounded() -> None:
     values = {s.labels["value"]: s.value for m in metrics.registry.collect() for s in m.samples
               if s.name == "synthdrift_coverage_gap_share"}
     assert set(values) == {"r0", "r1", "other"} and values["other"] == pytest.approx(0.3)
+
+
+def test_the_worker_does_not_load_pyarrow() -> None:
+    # PyArrow reads training tables only; in a worker it would cost ~30 MB of RSS for nothing.
+    loaded = subprocess.run([sys.executable, "-c", "import sys, monitor.cli, monitor.worker; print(sorted(sys.modules))"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "'monitor.worker'" in loaded and "pyarrow" not in loaded

@@ -13,7 +13,7 @@ import pytest
 
 from monitor.profile import Profile
 from monitor.replay import Drift, simulate
-from streaming import Stack, wait_for
+from streaming import Stack, metrics, wait_for
 
 EVENTS, SHIFT, START = 8000, 4000, 1_700_000_000.0  # 1 ms apart: 2-second windows of 2,000 events
 DRIFT = [Drift("amount", "shift", 2.0), Drift("language", "new", 0.2, "es")]
@@ -49,6 +49,9 @@ def test_drift_reaches_metrics_and_alert_events(stack: Stack, profile_path: Path
     assert stack.metric("synthdrift_coverage_gap_share", field="language", value="es") > 0.1
     assert stack.metric("synthdrift_events_total", stream="requests", status="valid") == EVENTS
     assert stack.metric("synthdrift_drift_detections_total", feature="amount") >= 1
+    port = stack.workers[0][1]
+    assert {f.name for f in metrics(port, "synthdrift_events_total")} == {"synthdrift_events"}
+    assert len(metrics(port)) > 10
     alerts = [orjson.loads(r.value) for r in stack.read_topic(stack.topics.alerts, 1)]
     amount = [a for a in alerts if a["feature"] == "amount" and a["segment"] is None]
     assert amount and amount[0]["state"] == "critical" and amount[0]["previous"] == "ok"
