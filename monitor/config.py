@@ -126,7 +126,7 @@ class WindowSettings:
     seconds: float | None = 60.0
     events: int | None = None
     idle_seconds: float = 10.0
-    chunk_events: int = 2000
+    chunk_events: int = 5000
     flush_seconds: float = 1.0
 
     def windowing(self, partitions: int) -> Windowing:
