@@ -113,6 +113,6 @@ def test_metric_labels_stay_bounded() -> None:
 
 def test_the_worker_does_not_load_pyarrow() -> None:
     # PyArrow reads training tables only; in a worker it would cost ~30 MB of RSS for nothing.
-    loaded = subprocess.run([sys.executable, "-c", "import sys, monitor.cli, monitor.worker; print(sorted(sys.modules))"],
-                            capture_output=True, text=True, check=True).stdout
+    script = "import sys, monitor.cli, monitor.worker; print(sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert "'monitor.worker'" in loaded and "pyarrow" not in loaded
