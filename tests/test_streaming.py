@@ -5,6 +5,7 @@ The broker is the embedded tansu unless SYNTHDRIFT_TEST_BOOTSTRAP points at anot
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -134,3 +135,16 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(stack
         assert window_digests(all_windows(stack, EVENTS)) == window_digests(all_windows(reference, EVENTS))
     finally:
         reference.stop()
+
+
+def test_count_windows_hold_the_offsets_they_cover(bootstrap: str, profile_path: Path, tmp_path: Path) -> None:
+    stack = Stack(bootstrap, profile_path, tmp_path, events=2000)  # 500 offsets of each of the 4 partitions
+    try:
+        stack.start_worker()
+        stack.produce(traffic(profile_path))
+        windows = all_windows(stack, EVENTS)
+        records = stack.read_topic(stack.topics.requests, EVENTS)
+        assert {key: w["events"] for key, w in windows.items()} == dict(Counter(r.offset // 500 for r in records))
+        assert len(windows) >= 4
+    finally:
+        stack.stop()
