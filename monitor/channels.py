@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from monitor.columns import Columns
+from monitor.columns import Columns, label_codes
 from monitor.spec import Spec
 
 ChannelKind = Literal["numeric", "categorical", "vocabulary", "performance"]
@@ -48,6 +48,12 @@ class NumericBins:
 
     edges: np.ndarray
     tails: tuple[float, float]
+    # The lower edges of the interior bins, then the least float above max: one search finds every bin.
+    _bounds: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        upper = np.nextafter(self.edges[-1], np.inf)
+        object.__setattr__(self, "_bounds", np.append(self.edges[:self.interior], upper))
 
     @property
     def interior(self) -> int:
@@ -58,10 +64,8 @@ class NumericBins:
         return self.interior + 3
 
     def index(self, values: np.ndarray) -> np.ndarray:
-        index = np.searchsorted(self.edges, values, side="right")
-        np.minimum(index, self.interior, out=index)
-        index[values > self.edges[-1]] = self.interior + 1
-        index[np.isnan(values)] = self.interior + 2
+        index = np.searchsorted(self._bounds, values, side="right")
+        index[np.isnan(values)] = self.interior + 2  # NaN sorts last, beside the values above max
         return index
 
     @property
@@ -113,16 +117,8 @@ class CategoryBins:
         return len(self.categories) + 3
 
     def index(self, values: np.ndarray) -> np.ndarray:
-        # Look up each distinct value once: batches repeat a few categories many times.
-        present = values != None  # noqa: E711 - elementwise comparison on an object array
-        index = np.full(len(values), self.size - 1, dtype=np.intp)
-        if present.any():
-            distinct, inverse = np.unique(values[present].astype(str), return_inverse=True)
-            other, unseen = len(self.categories), len(self.categories) + 1
-            codes = np.array([self.lookup.get(v, other if v in self.known else unseen) for v in distinct],
-                             dtype=np.intp)
-            index[present] = codes[inverse]
-        return index
+        other, unseen = len(self.categories), len(self.categories) + 1
+        return label_codes(values, lambda v: self.lookup.get(v, other if v in self.known else unseen), self.size - 1)[0]
 
     def unseen(self, values: np.ndarray, index: np.ndarray) -> np.ndarray:
         return values[index == len(self.categories) + 1]

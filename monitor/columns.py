@@ -7,7 +7,7 @@ Numeric fields become float64 with NaN for missing; every other field becomes an
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -56,6 +56,20 @@ def _label(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     return str(value)
+
+
+def label_codes(labels: np.ndarray, code_of: Callable[[str], int], missing: int) -> tuple[np.ndarray, set[Any]]:
+    """Each label's code (`missing` for None), asking `code_of` once per distinct label, and the
+    distinct labels: batches repeat a few labels many times.
+
+    >>> codes, distinct = label_codes(np.array(["en", None, "en", "es"], dtype=object), {"en": 0, "es": 1}.get, -1)
+    >>> codes.tolist(), sorted(distinct, key=str)
+    ([0, -1, 0, 1], [None, 'en', 'es'])
+    """
+    values = labels.tolist()
+    distinct = set(values)
+    codes = {v: missing if v is None else code_of(str(v)) for v in distinct}
+    return np.fromiter(map(codes.__getitem__, values), dtype=np.intp, count=len(values)), distinct
 
 
 def to_booleans(values: Iterable[Any]) -> np.ndarray:

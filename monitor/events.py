@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import chain
 from operator import itemgetter
 from typing import Any, Sequence
 
@@ -74,8 +75,10 @@ class EventParser:
         self.max_bytes = max_bytes
         schema = event_schema(spec) if stream == "requests" else schemas.load(SCHEMAS[stream])
         self._validate = schemas.compile_schema(schema, "event")
-        self._all_valid = schemas.all_valid(schema)
         self._check_model = "model" in schema["required"]
+        if self._check_model:  # in a batch, the model is checked by the validator too
+            schema = {**schema, "properties": {**schema["properties"], "model": {"const": spec.model}}}
+        self._all_valid = schemas.all_valid(schema)
 
     def parse(self, raw: bytes) -> dict[str, Any] | Invalid:
         if len(raw) > self.max_bytes:
@@ -97,13 +100,13 @@ class EventParser:
     def parse_many(self, raws: Sequence[bytes]) -> tuple[list[dict[str, Any]], dict[int, Invalid]]:
         """The valid events of a batch, in order, and the invalid ones by their index in `raws`;
         the same verdicts as `parse`, with one validation call when the whole batch is fine."""
-        try:
-            events = [orjson.loads(raw) for raw in raws if len(raw) <= self.max_bytes]
-        except orjson.JSONDecodeError:
-            events = []
-        if (len(events) == len(raws) and self._all_valid(events)
-                and not (self._check_model and any(e["model"] != self.spec.model for e in events))):
-            return events, {}
+        if max(map(len, raws), default=0) <= self.max_bytes:
+            try:
+                events = list(map(orjson.loads, raws))
+            except orjson.JSONDecodeError:
+                events = None
+            if events is not None and self._all_valid(events):
+                return events, {}
         parsed = [self.parse(raw) for raw in raws]
         return ([e for e in parsed if not isinstance(e, Invalid)],
                 {i: e for i, e in enumerate(parsed) if isinstance(e, Invalid)})
@@ -142,6 +145,7 @@ def _numeric_matrix(features: list[dict[str, Any]], names: list[str]) -> np.ndar
     each carries all of them; None otherwise (then each column is gathered on its own)."""
     row = itemgetter(*names)
     try:
-        return np.array([row(f) for f in features], dtype=np.float64).T.copy()
+        values = np.fromiter(chain.from_iterable(map(row, features)), np.float64, len(features) * len(names))
     except (KeyError, TypeError, ValueError):
         return None
+    return values.reshape(len(features), len(names)).T.copy()
