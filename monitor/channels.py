@@ -42,8 +42,8 @@ class NumericBins:
     """Bins: below the synthetic min, the quantile bins between min and max, above max, missing.
 
     >>> bins = NumericBins(edges=np.array([0.0, 1.0, 2.0]), tails=(0.0, 2.0))
-    >>> bins.index(np.array([-1.0, 0.5, 2.0, 3.0, np.nan])).tolist()
-    [0, 1, 2, 3, 4]
+    >>> bins.index(np.array([-1.0, 0.0, 0.5, 2.0, 3.0, np.inf, np.nan])).tolist()
+    [0, 1, 1, 2, 3, 3, 4]
     """
 
     edges: np.ndarray

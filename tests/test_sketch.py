@@ -131,3 +131,32 @@ def test_affine_rescaling_of_a_feature_changes_no_statistic(tmp_path: Path) -> N
         stats.append(judge_live(profile, {"x": live * scale + shift})["x"][1])
     for name in ("psi", "js", "ks", "wasserstein", "tail_share", "mean_shift_sd"):
         assert stats[0][name] == pytest.approx(stats[1][name], rel=1e-6, abs=1e-9), name
+
+
+@pytest.fixture(scope="module")
+def two_field_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    rng = np.random.default_rng(8)
+    rows = 3000
+    columns = {"amount": rng.normal(10, 2, rows), "body": rng.choice(["late order", "refund me now"], rows),
+               "language": rng.choice(["en", "de", "fr"], rows), "region": rng.choice(["eu", "us"], rows)}
+    spec = Spec(model="two", features={"amount": "numeric", "body": "text"}, segments=("language", "region"))
+    return build_profile(tmp_path_factory.mktemp("two"), spec, columns, min_segment_rows=100)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(numbers, texts, st.one_of(st.none(), st.sampled_from(["en", "de", "fr", "es"])),
+                          st.one_of(st.none(), st.sampled_from(["eu", "us", "apac"]))), min_size=1, max_size=80))
+def test_each_segment_counts_what_its_own_rows_would(two_field_profile: Profile, data: list) -> None:
+    """Every group's row of a sketch equals the all-traffic row of the sketch of its rows alone."""
+    amount, body, language, region = zip(*data)
+    live = {"amount": np.array(amount, dtype=float), "body": to_labels(body), "language": to_labels(language),
+            "region": to_labels(region)}
+    sketcher = two_field_profile.sketcher()
+    whole = sketcher.sketch(live)
+    for g, group in enumerate(two_field_profile.groups[1:], start=1):
+        rows = live[group.field] == group.value
+        alone = sketcher.sketch({name: values[rows] for name, values in live.items()})
+        for name in whole.counts:
+            np.testing.assert_array_equal(whole.counts[name][g], alone.counts[name][0])
+        for name in whole.sums:
+            np.testing.assert_allclose(whole.sums[name][g], alone.sums[name][0], rtol=1e-9, atol=1e-6)
