@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -161,7 +161,7 @@ class Sketcher:
                 continue
             encoded_channel = encoded[channel.name]
             size = channel.bins.size
-            cells = len(member[0]) * size
+            cells = member.shape[1] * size
             flat = (combination if encoded_channel.owner is None else combination[encoded_channel.owner]) * size
             flat += encoded_channel.index
             sketch.counts[channel.name] += counted @ np.bincount(flat, minlength=cells).reshape(-1, size)
@@ -172,7 +172,7 @@ class Sketcher:
             if isinstance(channel.bins, CategoryBins):
                 unseen = channel.bins.unseen(columns[channel.column], encoded_channel.index)
                 if unseen.size:
-                    _add_gaps(sketch.gaps.setdefault(channel.feature, {}), _value_counts(unseen))
+                    _add_gaps(sketch.gaps.setdefault(channel.feature, {}), _value_counts(unseen.tolist()))
 
     def _group_codes(self, columns: Columns, gaps: dict[str, dict[str, int]]) -> list[np.ndarray]:
         """Per segment field, each row's group index (-1: not a profiled value); records gaps."""
@@ -184,7 +184,7 @@ class Sketcher:
         codes, distinct = label_codes(values, lambda v: self._group_index.get((name, v), -1), -1)
         known = self.segment_values[name]
         if new := {v for v in distinct if v is not None and str(v) not in known}:
-            _add_gaps(gaps.setdefault(name, {}), Counter(str(v) for v in values.tolist() if v in new))
+            _add_gaps(gaps.setdefault(name, {}), _value_counts(v for v in values.tolist() if v in new))
         return codes
 
 
@@ -211,6 +211,7 @@ def _combinations(codes: list[np.ndarray], rows: int, n_groups: int) -> tuple[np
     return combination, member
 
 
-def _value_counts(values: np.ndarray) -> dict[str, int]:
-    distinct, counts = np.unique(values.astype(str), return_counts=True)
-    return dict(zip(distinct.tolist(), counts.tolist()))
+def _value_counts(values: Iterable[Any]) -> dict[str, int]:
+    """How often each value occurs, by its text, sorted: past `MAX_GAP_VALUES`, which values keep
+    their own count does not depend on their order within a batch."""
+    return dict(sorted(Counter(map(str, values)).items()))
