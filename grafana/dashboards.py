@@ -8,8 +8,12 @@ sound, and that every query is valid PromQL returning data from a real Prometheu
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))  # deploy/mixin.py, as script or loaded by path
+import mixin
 
 OUT = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -23,7 +27,7 @@ def target(expr: str, legend: str = "", instant: bool = False) -> dict[str, Any]
 
 def panel(kind: str, title: str, targets: list[dict[str, Any]], width: int = 12, height: int = 8,
           description: str = "", **options: Any) -> dict[str, Any]:
-    for ref, item in zip("ABCDEFGH", targets):
+    for ref, item in zip("ABCDEFGH", targets, strict=False):
         item["refId"] = ref
     return {"type": kind, "title": title, "description": description, "datasource": DATASOURCE,
             "targets": targets, "gridPos": {"w": width, "h": height}, **options}
@@ -73,7 +77,7 @@ def dashboard(uid: str, title: str, variables: list[dict[str, Any]], panels: lis
 
 def overview() -> dict[str, Any]:
     return dashboard("synthdrift-overview", "Overview", [MODEL], [
-        panel("stat", "Workers up", [target('sum(up{job="synthdrift"})')], width=6, height=4),
+        panel("stat", "Workers up", [target(f"sum(up{{{mixin.JOB_SELECTOR}}})")], width=6, height=4),
         panel("stat", "Events per second", [target('sum(rate(synthdrift_events_total{status="valid"}[$__rate_interval]))')],
               width=6, height=4, fieldConfig={"defaults": {"unit": "ops"}}),
         panel("stat", "Worst severity", [target('max(synthdrift_feature_drift_severity{model="$model"})')],
