@@ -23,6 +23,8 @@ tools:
 			prometheus prometheus-alertmanager >/dev/null; }
 
 test: setup tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy monitor tests benchmarks grafana deploy
 	$(PY) -m pytest
 
 demo: setup
@@ -30,6 +32,7 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/core.py
+	$(PY) benchmarks/check.py
 	$(PY) benchmarks/worker.py
 
 clean:

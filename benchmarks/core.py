@@ -21,11 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from monitor.analyzer import Analyzer
-from monitor.channels import NumericBins
-from monitor.columns import Columns
-from monitor.profile import Profile, build
-from monitor.spec import Spec
+from monitor.core.analyzer import Analyzer
+from monitor.core.channels import NumericBins
+from monitor.core.columns import Columns
+from monitor.core.profile import Profile, build
+from monitor.core.spec import Spec
 
 FEATURES = [f"x{i:02d}" for i in range(20)]
 WINDOW = 5_000

@@ -22,9 +22,9 @@ from pathlib import Path
 import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from core import FEATURES, columns, profile
-from monitor.broker import EmbeddedBroker, ensure_topics, free_port
+
+from monitor.commands.broker import EmbeddedBroker, ensure_topics, free_port
 
 EVENTS = 300_000
 REPEATS = 3
@@ -33,10 +33,10 @@ PARTITIONS = 4
 
 def events(total: int) -> list[bytes]:
     data = columns(total, seed=7)
-    rows = zip(*(data[name].tolist() for name in FEATURES))
+    rows = zip(*(data[name].tolist() for name in FEATURES), strict=True)
     languages, regions = data["language"].tolist(), data["region"].tolist()
     return [orjson.dumps({"request_id": f"r{i}", "timestamp": 1_700_000_000 + i / 10_000, "model": "bench",
-                          "features": dict(zip(FEATURES, row)),
+                          "features": dict(zip(FEATURES, row, strict=True)),
                           "segments": {"language": languages[i], "region": regions[i]}})
             for i, row in enumerate(rows)]
 
@@ -92,7 +92,8 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def worker_rate(bootstrap: str, topic: str, profile_path: Path, directory: Path, run: int) -> tuple[float, float, float]:
+def worker_rate(bootstrap: str, topic: str, profile_path: Path, directory: Path,
+                run: int) -> tuple[float, float, float]:
     port = free_port()
     config = directory / f"monitor-{run}.yaml"
     config.write_text(yaml.safe_dump({
@@ -153,7 +154,8 @@ def main() -> None:
         print(f"  worker / raw: {worker_median / raw_median:.2f}   goals: >= 0.5 and >= 50,000 events/s -> "
               f"{'met' if worker_median >= max(0.5 * raw_median, 50_000) else 'NOT met'}")
         print(f"  worker peak RSS: {third_median:.0f} MiB a third of the way, {peak_median:.0f} MiB at the end "
-              f"(goal < 300 MiB and flat) -> {'met' if peak_median < 300 and peak_median < 1.2 * third_median else 'NOT met'}")
+              f"(goal < 300 MiB and flat) -> "
+              f"{'met' if peak_median < 300 and peak_median < 1.2 * third_median else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -15,17 +15,17 @@ from typing import Any, Mapping
 
 import yaml
 
-from monitor import schemas
-from monitor.alerts import AlertSettings
-from monitor.analyzer import DriftSettings
-from monitor.detectors import DetectorSettings
-from monitor.severity import DEFAULT_THRESHOLDS, Threshold
-from monitor.windows import Windowing
+from monitor.core import schemas
+from monitor.core.errors import UsageError
+from monitor.core.severity import Threshold
+from monitor.core.statistics import DEFAULT_THRESHOLDS
+from monitor.core.types import AlertSettings, DetectorSettings, DriftSettings
+from monitor.core.windows import Windowing
 
 ENV_PREFIX = "SYNTHDRIFT_"
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """Configuration that cannot be used; the message says what to fix, in one line."""
 
 
@@ -63,8 +63,10 @@ def drift_settings(data: dict[str, Any]) -> DriftSettings:
     detector_settings = DetectorSettings(kind=detector.get("kind", defaults.detector.kind),
                                          block=detector.get("block", defaults.detector.block),
                                          parameters=detector.get("parameters", {}))
+    from monitor.core.detectors import create_detector  # River: only once a configuration is read
+
     try:
-        detector_settings.create()
+        create_detector(detector_settings)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"drift detector {detector_settings.kind}: {exc}") from None
     return DriftSettings(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -10,13 +11,31 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import scenario
 import yaml
 
-import scenario
-from monitor import example
-from monitor.broker import EmbeddedBroker
-from monitor.profile import Profile, ProfileSettings, build
-from monitor.spec import Spec
+from monitor.commands import example
+from monitor.commands.broker import EmbeddedBroker
+from monitor.core.columns import Columns, to_labels
+from monitor.core.profile import Profile, ProfileSettings, build
+from monitor.core.spec import Spec
+
+
+def live(rng: np.random.Generator, rows: int, shift: float = 0.0) -> Columns:
+    return {
+        "amount": rng.lognormal(3 + shift, 0.5, rows),
+        "score": rng.normal(0, 1, rows),
+        "channel": to_labels(rng.choice(["web", "app", "email"], rows, p=[0.5, 0.3, 0.2])),
+        "body": to_labels(rng.choice(["my order is late", "refund please", "cannot log in to my account"], rows)),
+        "language": to_labels(rng.choice(["en", "de"], rows, p=[0.7, 0.3])),
+    }
+
+
+def tool(name: str) -> str:
+    """The path of a Prometheus tool; `make test` installs them."""
+    path = shutil.which(name)
+    assert path, f"{name} is not installed: `make test` installs Debian's prometheus and prometheus-alertmanager"
+    return path
 
 
 def build_profile(directory: Path, spec: Spec, columns: dict[str, Any], **settings: Any) -> Profile:

@@ -19,9 +19,9 @@ import yaml
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.broker import free_port
+from monitor.commands.broker import free_port
+from monitor.commands.replay import produce
 from monitor.config import Topics
-from monitor.replay import produce
 
 STARTUP_SECONDS = 60
 

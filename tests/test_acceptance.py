@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 import scenario
-from monitor.check import CheckReport, check
-from monitor.profile import Profile
+
+from monitor.commands.check import CheckReport, check
+from monitor.core.profile import Profile
 
 SHIFT, WINDOW = 50_000, 5_000
 DRIFTED = {*scenario.SHIFTED, "channel"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.server
 import json
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -23,23 +22,18 @@ from typing import Any, Iterator
 import orjson
 import pytest
 import yaml
-
-from monitor.broker import free_port
-from monitor.profile import Profile
-from monitor.replay import Drift, simulate
+from conftest import tool
 from streaming import Stack, wait_for
+
+from monitor.commands.broker import free_port
+from monitor.commands.replay import Drift, simulate
+from monitor.core.profile import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "synthdrift.rules.yml"
 ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 MODEL = "support-router"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not installed: `make test` installs Debian's prometheus and prometheus-alertmanager"
-    return path
 
 
 class Webhook(http.server.ThreadingHTTPServer):

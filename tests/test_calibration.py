@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor import statistics
-from monitor.calibration import NullBounds, grid
+from monitor.core import statistics
+from monitor.core.calibration import NullBounds, grid
 
 REFERENCE = np.array([0.05, 0.1, 0.2, 0.3, 0.2, 0.1, 0.05, 0.0, 0.0])  # last two: novel bin, missing
 NOVEL = np.array([False] * 7 + [True, False])
@@ -17,7 +17,7 @@ def test_psi_bound_is_exceeded_at_about_the_tail_rate(n: int) -> None:
     tail = 0.02
     bound = NullBounds(tail=tail, seed=1).bound("x", REFERENCE, NOVEL, "psi", n)
     draws = np.random.default_rng(2).multinomial(grid(n), REFERENCE, size=20_000)
-    rate = float(np.mean(statistics.JUDGED["psi"](REFERENCE, draws, NOVEL) > bound))
+    rate = float(np.mean(statistics.JUDGED["psi"].function(REFERENCE, draws, NOVEL) > bound))
     assert 0.005 < rate < 0.04, rate
 
 

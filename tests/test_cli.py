@@ -8,8 +8,8 @@ import orjson
 import pytest
 import yaml
 
-from monitor import example
-from monitor.cli import main
+from monitor.commands import example
+from monitor.commands.cli import main
 
 
 @pytest.fixture(scope="module")

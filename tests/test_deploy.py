@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -13,18 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import tool
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "synthdrift.rules.yml"
 ALERTS = [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"] if "alert" in rule]
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not installed: `make test` installs Debian's prometheus and prometheus-alertmanager"
-    return path
 
 
 def run(*command: str) -> str:
@@ -43,7 +37,8 @@ def load(path: Path) -> ModuleType:
 
 def test_rules_are_valid_and_their_unit_tests_pass() -> None:
     assert "SUCCESS: 14 rules found" in run(tool("promtool"), "check", "rules", str(RULES))
-    assert "SUCCESS" in run(tool("promtool"), "test", "rules", str(DEPLOY / "prometheus" / "tests" / "synthdrift.test.yml"))
+    unit_tests = DEPLOY / "prometheus" / "tests" / "synthdrift.test.yml"
+    assert "SUCCESS" in run(tool("promtool"), "test", "rules", str(unit_tests))
 
 
 def test_every_alert_has_a_unit_test() -> None:
@@ -58,6 +53,23 @@ def test_every_alert_is_complete_and_has_a_runbook_section(rule: dict[str, Any])
     anchor = rule["annotations"]["runbook_url"].split("#")[1]
     assert anchor == rule["alert"].lower()
     assert f"\n## {rule['alert']}\n" in (DEPLOY / "RUNBOOK.md").read_text()
+
+
+def test_rules_are_what_the_code_writes() -> None:
+    rendered = load(DEPLOY / "prometheus" / "rules.py").render()
+    assert RULES.read_text() == rendered, f"{RULES.name} is stale: run python deploy/prometheus/rules.py"
+
+
+def test_the_runbook_base_moves_every_runbook_url_and_nothing_else() -> None:
+    render = load(DEPLOY / "prometheus" / "rules.py").render
+    base = "https://runbooks.example.org/synthdrift.md"
+    shipped, moved = yaml.safe_load(render()), yaml.safe_load(render(base))
+    for rules, expected in ((shipped, load(DEPLOY / "mixin.py").RUNBOOK_BASE), (moved, base)):
+        alerts = [rule for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
+        assert len(alerts) == len(ALERTS)
+        for alert in alerts:
+            assert alert["annotations"].pop("runbook_url") == f"{expected}#{alert['alert'].lower()}"
+    assert moved == shipped  # with the links taken out
 
 
 def test_alertmanager_config_is_valid_and_keeps_secrets_out() -> None:
@@ -87,11 +99,12 @@ def test_dashboard_structure(path: Path) -> None:
     assert "datasource" in variables
     ids = [panel["id"] for panel in board["panels"]]
     assert len(ids) == len(set(ids))
-    cells = set()
+    cells: set[tuple[int, int]] = set()
     for panel in board["panels"]:
         grid = panel["gridPos"]
         assert grid["x"] + grid["w"] <= 24
-        area = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
+        area = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                for y in range(grid["y"], grid["y"] + grid["h"])}
         assert not cells & area, f"{panel['title']} overlaps another panel"
         cells |= area
         assert panel["targets"] and all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"])
@@ -133,6 +146,16 @@ def test_kubernetes_worker_has_probes_limits_and_monitoring() -> None:
     assert documents["ServiceMonitor"]["spec"]["selector"]["matchLabels"] == documents["Service"]["metadata"]["labels"]
     config = yaml.safe_load(documents["ConfigMap"]["data"]["monitor.yaml"])
     assert config["metrics"]["port"] == container["ports"][0]["containerPort"]
+
+
+def test_hand_written_scrape_configs_name_the_job_the_rules_select() -> None:
+    job = load(DEPLOY / "mixin.py").JOB
+    prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert [scrape["job_name"] for scrape in prometheus["scrape_configs"]] == [job]
+    # The Prometheus Operator names the job after the Service's label that the ServiceMonitor's jobLabel names.
+    monitor = yaml.safe_load((DEPLOY / "kubernetes" / "servicemonitor.yaml").read_text())
+    service = yaml.safe_load((DEPLOY / "kubernetes" / "service.yaml").read_text())
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == job
 
 
 def test_compose_runs_kafka_kraft_two_workers_and_the_monitoring_stack() -> None:

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import pickle
+from pathlib import Path
+
 import numpy as np
+import orjson
 import pytest
+from conftest import live
 
-from monitor.analyzer import Analyzer, DriftSettings
-from monitor.columns import Columns, to_labels
-from monitor.detectors import DetectorSettings
-from monitor.profile import Profile
-
-
-def live(rng: np.random.Generator, rows: int, shift: float = 0.0) -> Columns:
-    return {
-        "amount": rng.lognormal(3 + shift, 0.5, rows),
-        "score": rng.normal(0, 1, rows),
-        "channel": to_labels(rng.choice(["web", "app", "email"], rows, p=[0.5, 0.3, 0.2])),
-        "body": to_labels(rng.choice(["my order is late", "refund please", "cannot log in to my account"], rows)),
-        "language": to_labels(rng.choice(["en", "de"], rows, p=[0.7, 0.3])),
-    }
+from monitor.core.analyzer import Analyzer
+from monitor.core.profile import Profile
+from monitor.core.types import DetectorKind, DetectorSettings, DriftSettings
 
 
 @pytest.mark.parametrize("kind", ["adwin", "page_hinkley", "kswin"])
-def test_detectors_stay_quiet_then_fire_on_a_shift(small_profile: Profile, kind: str) -> None:
+def test_detectors_stay_quiet_then_fire_on_a_shift(small_profile: Profile, kind: DetectorKind) -> None:
     rng = np.random.default_rng(4)
     analyzer = Analyzer(small_profile, DriftSettings(detector=DetectorSettings(kind=kind)))
     stable, shifted = 20_000, 5_000
@@ -40,3 +35,39 @@ def test_detections_carry_the_offset_of_their_block(small_profile: Profile) -> N
     offsets = np.arange(1_000_000, 1_002_000)
     _, found = analyzer.observe(live(rng, 2000, shift=1.0), offsets)
     assert found and all(d.offset in offsets[99::100] for d in found)
+
+
+@pytest.mark.parametrize("kind", ["adwin", "page_hinkley", "kswin"])
+def test_detector_state_round_trips_as_json(small_profile: Profile, kind: DetectorKind) -> None:
+    rng = np.random.default_rng(6)
+    settings = DriftSettings(detector=DetectorSettings(kind=kind))
+    original = Analyzer(small_profile, settings)
+    original.observe(live(rng, 10_000), np.arange(10_000))
+    restored = Analyzer(small_profile, settings)
+    assert restored.detectors.restore(orjson.loads(orjson.dumps(original.detectors.to_json())))
+    batch, offsets = live(rng, 5_000, shift=0.4), np.arange(10_000, 15_000)
+    expected = original.observe(batch, offsets)[1]
+    assert expected and restored.observe(batch, offsets)[1] == expected
+
+
+def test_detector_state_from_another_river_or_a_pickle_is_refused(small_profile: Profile, tmp_path: Path) -> None:
+    analyzer = Analyzer(small_profile)
+    state = analyzer.detectors.to_json()
+    assert not analyzer.detectors.restore({**state, "river": "0.0.1"})
+    assert not analyzer.detectors.restore({**state, "version": state["version"] + 1})
+    # What an older worker wrote, or an attacker: a pickle whose loading would create a file.
+    marker = tmp_path / "ran"
+    payload = base64.b64encode(pickle.dumps(_Exploit(str(marker)))).decode()
+    first = next(iter(state["detectors"]))
+    assert not analyzer.detectors.restore(payload)
+    assert not analyzer.detectors.restore({**state, "detectors": {**state["detectors"], first: payload}})
+    assert not marker.exists()
+    assert analyzer.detectors.restore(state)
+
+
+class _Exploit:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path(self.path).touch, ())  # type: ignore[return-value]

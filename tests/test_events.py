@@ -6,8 +6,8 @@ import numpy as np
 import orjson
 import pytest
 
-from monitor.events import EventParser, Invalid, Reason, to_columns
-from monitor.spec import Spec
+from monitor.core.events import EventParser, Invalid, Reason, to_columns
+from monitor.core.spec import Spec
 
 SPEC = Spec(model="router", features={"amount": "numeric", "channel": "categorical", "body": "text",
                                       "vip": "boolean"}, segments=("language",),

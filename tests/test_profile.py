@@ -11,10 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from monitor import example
-from monitor.profile import Profile, ProfileError, ProfileSettings, build, summary
-from monitor.spec import Spec, SpecError
-from monitor.tables import TableError
+from monitor.commands import example
+from monitor.core.channels import VocabularyBins
+from monitor.core.profile import Profile, ProfileError, ProfileSettings, build, summary
+from monitor.core.spec import Spec, SpecError
+from monitor.core.tables import TableError
 
 SPEC = Spec.from_dict(example.SPEC)
 
@@ -63,7 +64,9 @@ def test_the_profile_holds_what_the_synthetic_data_had(profiles: dict[str, Profi
     channels = {c.name: c for c in profile.channels}
     assert set(channels) >= {"body.length", "body.oov", "channel", "prediction.label", "prediction.score",
                              "performance"}
-    assert {"refund", "parcel", "rechnung", "colis"} <= channels["body.oov"].bins.vocabulary
+    vocabulary = channels["body.oov"].bins
+    assert isinstance(vocabulary, VocabularyBins)
+    assert {"refund", "parcel", "rechnung", "colis"} <= vocabulary.vocabulary
     assert len(profile.sample["amount"]) == 3000  # the sample is all rows when the table is small
 
 

@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from conftest import build_profile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import build_profile
-from monitor.analyzer import Analyzer
-from monitor.columns import Columns, to_labels
-from monitor.profile import Profile
-from monitor.severity import Severity
-from monitor.sketch import Sketch
-from monitor.spec import Spec
+from monitor.core.analyzer import Analyzer
+from monitor.core.columns import Columns, to_labels
+from monitor.core.profile import Profile
+from monitor.core.severity import Severity
+from monitor.core.sketch import Sketch
+from monitor.core.spec import Spec
 
 numbers = st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False))
 labels = st.one_of(st.none(), st.sampled_from(["web", "app", "email", "fax", "pager"]))
@@ -26,7 +26,7 @@ rows = st.lists(st.tuples(numbers, numbers, labels, texts, languages), max_size=
 
 
 def to_columns(data: list[tuple]) -> Columns:
-    amount, score, channel, body, language = zip(*data) if data else ((),) * 5
+    amount, score, channel, body, language = zip(*data, strict=True) if data else ((),) * 5
     return {"amount": np.array(amount, dtype=float), "score": np.array(score, dtype=float),
             "channel": to_labels(channel), "body": to_labels(body), "language": to_labels(language)}
 
@@ -148,12 +148,13 @@ def two_field_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
                           st.one_of(st.none(), st.sampled_from(["eu", "us", "apac"]))), min_size=1, max_size=80))
 def test_each_segment_counts_what_its_own_rows_would(two_field_profile: Profile, data: list) -> None:
     """Every group's row of a sketch equals the all-traffic row of the sketch of its rows alone."""
-    amount, body, language, region = zip(*data)
+    amount, body, language, region = zip(*data, strict=True)
     live = {"amount": np.array(amount, dtype=float), "body": to_labels(body), "language": to_labels(language),
             "region": to_labels(region)}
     sketcher = two_field_profile.sketcher()
     whole = sketcher.sketch(live)
     for g, group in enumerate(two_field_profile.groups[1:], start=1):
+        assert group.field is not None
         rows = live[group.field] == group.value
         alone = sketcher.sketch({name: values[rows] for name, values in live.items()})
         for name in whole.counts:

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 from scipy import stats as scipy_stats
 from scipy.spatial import distance
 
-from monitor import statistics
+from monitor.core import statistics
 
 counts_vectors = st.integers(2, 12).flatmap(
     lambda k: arrays(np.int64, k, elements=st.integers(0, 10_000)).filter(lambda a: a[:-1].sum() > 0))
@@ -46,8 +46,8 @@ def test_js_distance_matches_scipy(a: list[float], b: list[float]) -> None:
 @given(st.lists(st.tuples(st.floats(-100, 100), st.floats(0.01, 1)), min_size=1, max_size=8),
        st.lists(st.tuples(st.floats(-100, 100), st.floats(0.01, 1)), min_size=1, max_size=8))
 def test_wasserstein_matches_scipy(u: list[tuple[float, float]], v: list[tuple[float, float]]) -> None:
-    u_at, u_w = map(np.array, zip(*u))
-    v_at, v_w = map(np.array, zip(*v))
+    u_at, u_w = map(np.array, zip(*u, strict=True))
+    v_at, v_w = map(np.array, zip(*v, strict=True))
     ours = statistics.wasserstein(u_at, u_w / u_w.sum(), v_at, v_w / v_w.sum())
     assert ours == pytest.approx(scipy_stats.wasserstein_distance(u_at, v_at, u_w, v_w), rel=1e-6, abs=1e-9)
 
@@ -75,5 +75,5 @@ def test_statistics_vectorise_over_leading_axes() -> None:
     rng = np.random.default_rng(0)
     reference = np.array([0.2, 0.3, 0.5, 0.0])
     draws = rng.multinomial(1000, reference, size=7)
-    each = [statistics.JUDGED["psi"](reference, row, np.zeros(4, bool)) for row in draws]
-    assert statistics.JUDGED["psi"](reference, draws, np.zeros(4, bool)) == pytest.approx(each)
+    each = [statistics.JUDGED["psi"].function(reference, row, np.zeros(4, bool)) for row in draws]
+    assert statistics.JUDGED["psi"].function(reference, draws, np.zeros(4, bool)) == pytest.approx(each)

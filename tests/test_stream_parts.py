@@ -10,13 +10,12 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from monitor.alerts import AlertSettings, AlertStates
-from monitor.analyzer import CoverageGap, DriftSettings, FeatureResult
 from monitor.config import ConfigError, worker_config
-from monitor.join import JoinBuffer
-from monitor.metrics import Metrics
-from monitor.severity import Severity
-from monitor.sketch import Group
+from monitor.core.alerts import AlertStates
+from monitor.core.severity import Severity
+from monitor.core.types import AlertSettings, CoverageGap, DriftSettings, FeatureResult, Group
+from monitor.export.metrics import Metrics
+from monitor.stream.join import JoinBuffer
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -32,7 +31,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
 def test_sasl_password_comes_from_a_file_never_the_repo(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
-    config = worker_config(None, {"SYNTHDRIFT_PROFILE": "p.json", "SYNTHDRIFT_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    config = worker_config(None, {"SYNTHDRIFT_PROFILE": "p.json",
+                                  "SYNTHDRIFT_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
                                   "SYNTHDRIFT_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
                                   "SYNTHDRIFT_KAFKA__SASL_USERNAME": "monitor",
                                   "SYNTHDRIFT_KAFKA__SASL_PASSWORD_FILE": str(secret)})
@@ -82,17 +82,17 @@ def test_alerts_enter_after_consecutive_windows_and_leave_below_the_lowered_thre
     W, C, OK = Severity.WARNING, Severity.CRITICAL, Severity.OK
     sequence = [result(W), result(OK), result(W), result(W), result(C), result(C),
                 result(OK, hold=C), result(OK, hold=W), result(OK)]
-    events = [[e["state"] for e in states.advance([r], {})] for r in sequence]
+    events = [[change.name for change in states.advance([r])] for r in sequence]
     assert events == [[], [], [], ["warning"], [], ["critical"], [], ["warning"], ["resolved"]]
     assert states.state("amount", "all") == OK
 
 
 def test_alert_states_survive_a_round_trip() -> None:
     states = AlertStates(AlertSettings(enter_windows=1))
-    states.advance([result(Severity.CRITICAL)], {})
+    states.advance([result(Severity.CRITICAL)])
     restored = AlertStates(AlertSettings(enter_windows=1), states.to_json())
     assert restored.state("amount", "all") == Severity.CRITICAL
-    assert restored.advance([result(Severity.CRITICAL)], {}) == []
+    assert restored.advance([result(Severity.CRITICAL)]) == []
 
 
 def test_metric_labels_stay_bounded() -> None:
@@ -103,7 +103,7 @@ def test_metric_labels_stay_bounded() -> None:
                for i, g in enumerate(groups)]
     gaps = [CoverageGap("region", f"r{i}", 0.1, 10) for i in range(5)]
     metrics.record_window(results, gaps, 1000, DriftSettings(), ranks)
-    segments = {s.labels["segment"] for s in metrics.registry.collect() for s in s.samples
+    segments = {s.labels["segment"] for m in metrics.registry.collect() for s in m.samples
                 if s.name == "synthdrift_feature_drift_severity"}
     assert segments == {"language=en", "language=de", "language=other"}
     values = {s.labels["value"]: s.value for m in metrics.registry.collect() for s in m.samples
@@ -113,6 +113,6 @@ def test_metric_labels_stay_bounded() -> None:
 
 def test_the_worker_does_not_load_pyarrow() -> None:
     # PyArrow reads training tables only; in a worker it would cost ~30 MB of RSS for nothing.
-    script = "import sys, monitor.cli, monitor.worker; print(sorted(sys.modules))"
+    script = "import sys, monitor.commands.cli, monitor.stream.app; print(sorted(sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert "'monitor.worker'" in loaded and "pyarrow" not in loaded
+    assert "'monitor.stream.app'" in loaded and "pyarrow" not in loaded

@@ -11,10 +11,10 @@ from typing import Iterator
 
 import orjson
 import pytest
-
-from monitor.profile import Profile
-from monitor.replay import Drift, simulate
 from streaming import Stack, metrics, wait_for
+
+from monitor.commands.replay import Drift, simulate
+from monitor.core.profile import Profile
 
 EVENTS, SHIFT, START = 8000, 4000, 1_700_000_000.0  # 1 ms apart: 2-second windows of 2,000 events
 DRIFT = [Drift("amount", "shift", 2.0), Drift("language", "new", 0.2, "es")]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import live
 
-from monitor.analyzer import Analyzer
-from monitor.chunks import Chunk
-from monitor.columns import Columns
-from monitor.profile import Profile
-from monitor.windows import Assembler, Partial, Windowing
-from test_detectors import live
+from monitor.core.analyzer import Analyzer
+from monitor.core.columns import Columns
+from monitor.core.profile import Profile
+from monitor.core.windows import Assembler, Partial, Windowing
+from monitor.stream.chunks import Chunk, OpenChunks
 
 PARTITIONS, PER_PARTITION, CHUNK = 3, 900, 250
 WINDOWING = Windowing(seconds=1.0)
@@ -26,22 +26,19 @@ def read(analyzer: Analyzer, data: tuple[Columns, np.ndarray], partition: int, s
          batch: int) -> list[Partial]:
     """What a worker sends while reading offsets [start, stop) in batches: a partial per batch and chunk."""
     columns, timestamps = data
-    sent, chunk = [], None
+    chunks = OpenChunks(analyzer, WINDOWING, CHUNK)
+    sent = []
     for offset in range(start, stop, batch):
-        end = min(offset + batch, stop)
-        while offset < end:
-            if chunk is None or offset >= chunk.end_offset:
-                chunk = Chunk(analyzer, WINDOWING, "requests", partition, Chunk.start(offset, CHUNK), CHUNK)
-            cut = min(chunk.end_offset, end)
-            rows = slice(offset, cut)
-            chunk.add({k: v[rows] for k, v in columns.items()}, np.arange(offset, cut), timestamps[rows], "requests")
-            chunk.advance(cut)
-            sent.append(chunk.partial(caught_up=cut == PER_PARTITION))
-            offset = cut
+        offsets = list(range(offset, min(offset + batch, stop)))
+        for chunk, first, last in chunks.runs("requests", partition, offsets):
+            rows = slice(offsets[first], offsets[last - 1] + 1)
+            chunk.add({k: v[rows] for k, v in columns.items()}, np.arange(rows.start, rows.stop), timestamps[rows],
+                      "requests")
+            sent.append(chunk.partial(caught_up=chunk.next_offset == PER_PARTITION))
     return sent
 
 
-def assemble(analyzer: Analyzer, partials: list[Partial]) -> dict[int, tuple[int, dict]]:
+def assemble(analyzer: Analyzer, partials: list[Partial]) -> dict[int, tuple[int, dict, int]]:
     assembler = Assembler({}, analyzer.sketcher.empty(), {"requests": PARTITIONS}, idle_seconds=5, now=0)
     windows = {}
     for partial in partials:
@@ -71,7 +68,8 @@ def test_two_readers_and_other_batch_sizes_give_the_same_windows(small_profile: 
     # Two workers: their partials interleave, and each reads in batches of its own size.
     first = [p for part in (0, 2) for p in read(analyzer, data[part], part, 0, PER_PARTITION, 37)]
     second = read(analyzer, data[1], 1, 0, PER_PARTITION, 301)
-    interleaved = [p for pair in zip(first, second) for p in pair] + first[len(second):] + second[len(first):]
+    paired = [p for pair in zip(first, second, strict=False) for p in pair]
+    interleaved = paired + first[len(second):] + second[len(first):]
     assert assemble(analyzer, interleaved) == assemble(analyzer, one)
 
 

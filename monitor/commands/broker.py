@@ -17,8 +17,10 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from monitor.core.errors import UsageError
 
-class BrokerError(RuntimeError):
+
+class BrokerError(UsageError, RuntimeError):
     """The embedded broker could not start."""
 
 

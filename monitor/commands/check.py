@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Iterable
 
 import numpy as np
 
-from monitor.analyzer import Analyzer, DriftSettings
-from monitor.events import EventParser, Invalid, to_columns
-from monitor.profile import Profile
-from monitor.severity import Severity
+from monitor.core.analyzer import Analyzer
+from monitor.core.columns import Columns, concatenate
+from monitor.core.events import SLICE_EVENTS, EventParser, to_columns
+from monitor.core.profile import Profile
+from monitor.core.severity import Severity
+from monitor.core.types import DriftSettings
 
 MAX_REPORTED_INVALID = 1000  # invalid lines listed one by one; all are counted
 
@@ -35,54 +38,47 @@ class CheckReport:
 
 def check(profile: Profile, lines: Iterable[bytes], window: int = 5000,
           settings: DriftSettings | None = None) -> CheckReport:
-    """Runs every non-blank line of `lines` through validation and the core, `window` events at a time."""
+    """Runs every non-blank line of `lines` through validation and the core, `window` events at a
+    time: the worker's path, a slice of `SLICE_EVENTS` lines at a time through the same parser."""
     parser = EventParser(profile.spec)
     analyzer = Analyzer(profile, settings)
     report = CheckReport(profile=profile.id, window=window)
     whole = analyzer.sketcher.empty()
-    events: list[dict[str, Any]] = []
-    offsets: list[int] = []
-    invalid_in_window = 0
+    numbered = ((number, line) for number, line in enumerate(lines, 1) if line.strip())
     start = 0
-
-    def flush(end: int) -> None:
-        nonlocal whole
-        if events:
-            sketch, detections = analyzer.observe(to_columns(events, profile.spec), np.asarray(offsets))
+    while rows := list(islice(numbered, window)):
+        parts: list[Columns] = []
+        offsets: list[np.ndarray] = []
+        invalid_in_window = 0
+        for first in range(0, len(rows), SLICE_EVENTS):
+            part = rows[first:first + SLICE_EVENTS]
+            events, invalid = parser.parse_many([line.rstrip(b"\r\n") for _, line in part])
+            invalid_in_window += len(invalid)
+            for index, problem in invalid.items():
+                if len(report.invalid_lines) < MAX_REPORTED_INVALID:
+                    report.invalid_lines.append({"line": part[index][0], "offset": start + first + index,
+                                                 "reason": str(problem.reason), "detail": problem.detail})
+            if events:
+                parts.append(to_columns(events, profile.spec))
+                kept = np.arange(start + first, start + first + len(part))
+                offsets.append(np.delete(kept, list(invalid)) if invalid else kept)
+        report.invalid += invalid_in_window
+        end = start + len(rows)
+        if parts:
+            sketch, detections = analyzer.observe(concatenate(parts), np.concatenate(offsets))
             whole = whole.merge(sketch)
-            report.detections += [{"feature": d.feature, "segment": None, "channel": d.channel, "signal": d.signal,
-                                   "detector": d.detector, "offset": d.offset} for d in detections]
-            results = analyzer.evaluate(sketch)
-            gaps = analyzer.coverage_gaps(sketch)
+            report.detections += [{"segment": None, **d.to_json()} for d in detections]
+            results, gaps = analyzer.evaluate(sketch), analyzer.coverage_gaps(sketch)
         else:
             results, gaps = [], []
         worst = max((r.severity for r in results), default=Severity.OK)
         report.worst = max(report.worst, worst)
-        report.windows.append({"start": start, "end": end, "events": len(events), "invalid": invalid_in_window,
+        report.windows.append({"start": start, "end": end, "events": len(rows) - invalid_in_window,
+                               "invalid": invalid_in_window,
                                "worst": str(worst), "results": [r.to_json() for r in results],
                                "coverage_gaps": [g.to_json() for g in gaps]})
-
-    offset = 0
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        parsed = parser.parse(line.rstrip(b"\r\n"))
-        if isinstance(parsed, Invalid):
-            report.invalid += 1
-            invalid_in_window += 1
-            if len(report.invalid_lines) < MAX_REPORTED_INVALID:
-                report.invalid_lines.append({"line": number, "offset": offset, "reason": str(parsed.reason),
-                                             "detail": parsed.detail})
-        else:
-            events.append(parsed)
-            offsets.append(offset)
-        offset += 1
-        if offset - start == window:
-            flush(offset)
-            events, offsets, invalid_in_window, start = [], [], 0, offset
-    if offset > start:
-        flush(offset)
-    report.events = offset
+        start = end
+    report.events = start
     report.coverage_gaps = [g.to_json() for g in analyzer.coverage_gaps(whole)]
     return report
 

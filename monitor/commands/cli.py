@@ -1,28 +1,24 @@
-"""The `synthdrift` command line."""
+"""The `synthdrift` command line.
+
+Each command imports what it needs when it runs: NumPy, SciPy, River and the Kafka clients take
+seconds to load, and `synthdrift --help` should not wait for them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from pathlib import Path
-from typing import BinaryIO, Callable
-
-import orjson
-import yaml
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from monitor import __version__
-from monitor.check import check, reached, render_text
-from monitor.broker import BrokerError, EmbeddedBroker, ensure_topics_sync
-from monitor.config import (ConfigError, KafkaSettings, Topics, drift_settings, kafka_settings, load_yaml,
-                            worker_config)
-from monitor.profile import Profile, ProfileError, ProfileSettings, build, summary
-from monitor.spec import Spec, SpecError, infer
-from monitor.tables import TableError, read_raw
+from monitor.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from monitor.config import KafkaSettings, Topics
 
 EXIT_OK, EXIT_FAILED_GATE, EXIT_USAGE = 0, 1, 2
-PROFILE_DEFAULTS = ProfileSettings()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.run(args)
-    except (SpecError, ProfileError, TableError, ConfigError, BrokerError, InputError) as exc:
+    except UsageError as exc:
         print(f"synthdrift: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -57,11 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--spec", required=True, type=Path)
     build_cmd.add_argument("--input", required=True, type=Path, help="training table (.csv, .jsonl, .parquet)")
     build_cmd.add_argument("--output", required=True, type=Path)
-    build_cmd.add_argument("--top-categories", type=int, default=PROFILE_DEFAULTS.top_categories)
-    build_cmd.add_argument("--vocabulary-size", type=int, default=PROFILE_DEFAULTS.vocabulary_size)
-    build_cmd.add_argument("--min-segment-rows", type=int, default=PROFILE_DEFAULTS.min_segment_rows,
-                           help="segment values with fewer training rows get no profile of their own")
-    build_cmd.add_argument("--sample-size", type=int, default=PROFILE_DEFAULTS.sample_size)
+    build_cmd.add_argument("--top-categories", type=int, help="categories with a bin of their own (50)")
+    build_cmd.add_argument("--vocabulary-size", type=int, help="words in the synthetic vocabulary (20,000)")
+    build_cmd.add_argument("--min-segment-rows", type=int,
+                           help="segment values with fewer training rows get no profile of their own (200)")
+    build_cmd.add_argument("--sample-size", type=int, help="rows in the reservoir sample (5,000)")
     build_cmd.set_defaults(run=_profile_build)
     show_cmd = profile.add_parser("show", help="print a readable summary of a profile")
     show_cmd.add_argument("profile", type=Path)
@@ -115,7 +111,7 @@ def _kafka_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--rate", type=float, default=0.0, help="events per second (default: as fast as possible)")
 
 
-class InputError(ValueError):
+class InputError(UsageError, ValueError):
     """A file of events that cannot be opened."""
 
 
@@ -134,6 +130,11 @@ def _positive(text: str) -> int:
 
 
 def _spec_infer(args: argparse.Namespace) -> int:
+    import yaml
+
+    from monitor.core.spec import infer
+    from monitor.core.tables import read_raw
+
     head = next(read_raw(args.input, chunk_rows=1000), {})
     columns = {name: list(values) for name, values in head.items()}
     print(yaml.safe_dump(infer(columns, args.model), sort_keys=False), end="")
@@ -141,9 +142,13 @@ def _spec_infer(args: argparse.Namespace) -> int:
 
 
 def _profile_build(args: argparse.Namespace) -> int:
+    from monitor.core.profile import ProfileSettings, build
+    from monitor.core.spec import Spec
+
     spec = Spec.load(args.spec)
-    settings = ProfileSettings(top_categories=args.top_categories, vocabulary_size=args.vocabulary_size,
-                               min_segment_rows=args.min_segment_rows, sample_size=args.sample_size)
+    given = {name: getattr(args, name) for name in ("top_categories", "vocabulary_size", "min_segment_rows",
+                                                    "sample_size")}
+    settings = ProfileSettings(**{name: value for name, value in given.items() if value is not None})
     profile = build(spec, args.input, settings, progress=_progress() if sys.stderr.isatty() else None)
     args.output.write_bytes(profile.to_json())
     print(f"wrote {args.output}: profile {profile.id}, {profile.meta['input']['rows']:,} rows, "
@@ -164,11 +169,19 @@ def _progress() -> Callable[[int, int], None]:
 
 
 def _profile_show(args: argparse.Namespace) -> int:
+    from monitor.core.profile import Profile, summary
+
     print(summary(Profile.load(args.profile)))
     return EXIT_OK
 
 
 def _check(args: argparse.Namespace) -> int:
+    import orjson
+
+    from monitor.commands.check import check, reached, render_text
+    from monitor.config import drift_settings, load_yaml
+    from monitor.core.profile import Profile
+
     settings = drift_settings(load_yaml(args.config))
     profile = Profile.load(args.profile)
     with _open_events(args.input) as lines:
@@ -181,7 +194,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from monitor import demo
+    from monitor.commands import demo
 
     return demo.run(args.directory, events=args.events, rate=args.rate)
 
@@ -189,17 +202,24 @@ def _demo(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     import faust.worker
 
-    from monitor.worker import create_app, topics_to_create
+    from monitor.config import worker_config
+    from monitor.core.profile import Profile
+    from monitor.stream.app import create_app
+    from monitor.stream.topics import topics_to_create
 
     config = worker_config(args.config)
     profile = Profile.load(config.profile)
-    _create_topics(config.kafka, topics_to_create(config, profile))
+    _create_topics(config.kafka, topics_to_create(config, profile.spec))
     app = create_app(config, profile)
     faust.worker.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return EXIT_OK
 
 
 def _create_topics(kafka: KafkaSettings, topics: dict[str, int]) -> None:
+    import logging
+
+    from monitor.commands.broker import BrokerError, ensure_topics_sync
+
     client_log = logging.getLogger("aiokafka")
     level = client_log.level
     client_log.setLevel(logging.CRITICAL)  # the one line below says it all
@@ -212,6 +232,8 @@ def _create_topics(kafka: KafkaSettings, topics: dict[str, int]) -> None:
 
 
 def _broker(args: argparse.Namespace) -> int:
+    from monitor.commands.broker import EmbeddedBroker
+
     with EmbeddedBroker(port=args.port) as broker:
         print(f"tansu is listening on {broker.bootstrap_servers} (in memory); Ctrl-C stops it", flush=True)
         assert broker.process is not None
@@ -220,6 +242,8 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def _kafka(args: argparse.Namespace) -> tuple[KafkaSettings, Topics]:
+    from monitor.config import Topics, kafka_settings, load_yaml
+
     data = load_yaml(args.config)
     return kafka_settings(data), Topics(**data.get("topics", {}))
 
@@ -227,7 +251,7 @@ def _kafka(args: argparse.Namespace) -> tuple[KafkaSettings, Topics]:
 def _replay(args: argparse.Namespace) -> int:
     import asyncio
 
-    from monitor.replay import produce
+    from monitor.commands.replay import produce
 
     kafka, topics = _kafka(args)
     with _open_events(args.input) as lines:
@@ -239,7 +263,10 @@ def _replay(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import asyncio
 
-    from monitor.replay import Drift, produce, simulate
+    import orjson
+
+    from monitor.commands.replay import Drift, produce, simulate
+    from monitor.core.profile import Profile
 
     profile = Profile.load(args.profile)
     try:

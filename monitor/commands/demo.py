@@ -22,13 +22,13 @@ from typing import Any
 import orjson
 import yaml
 
-from monitor import example
-from monitor.broker import EmbeddedBroker, ensure_topics_sync, free_port
+from monitor.commands import example
+from monitor.commands.broker import EmbeddedBroker, ensure_topics_sync, free_port
+from monitor.commands.replay import produce
 from monitor.config import Topics, worker_config
-from monitor.profile import build, summary
-from monitor.replay import produce
-from monitor.spec import Spec
-from monitor.worker import topics_to_create
+from monitor.core.profile import build, summary
+from monitor.core.spec import Spec
+from monitor.stream.topics import topics_to_create
 
 CLEAR = "\033[2J\033[H"
 COLOURS = {"ok": "\033[32m", "warning": "\033[33m", "critical": "\033[31m", "resolved": "\033[32m"}
@@ -53,7 +53,7 @@ def run(directory: Path, events: int = 60_000, rate: float = 3000.0) -> int:
             "metrics": {"port": port},
         }))
         config = worker_config(config_path)
-        ensure_topics_sync(config.kafka.client_options(), topics_to_create(config, profile))
+        ensure_topics_sync(config.kafka.client_options(), topics_to_create(config, profile.spec))
         log = (directory / "worker.log").open("wb")
         worker = subprocess.Popen([sys.executable, "-m", "monitor", "worker", "--config", str(config_path),
                                    "--loglevel", "info"], stdout=log, stderr=subprocess.STDOUT)

@@ -13,7 +13,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from monitor.config import Topics
-from monitor.profile import Profile
+from monitor.core.profile import Profile
 
 
 def split(record: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -1,25 +1,32 @@
-"""Alert events: one per change of state of a feature in a segment, with hysteresis.
+"""Alert states: a change of state of a feature in a segment, with hysteresis.
 
 A feature enters `warning` or `critical` after that severity held for `enter_windows` consecutive
 windows, and leaves it only when its statistics fall below the lowered thresholds of the drift
 settings' `exit_ratio` (the result's `hold` severity), so a value hovering at a threshold does not
-flap. Nothing is sent while a state holds.
+flap. Nothing changes while a state holds. `monitor.export.alerts` turns a change into an event.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.analyzer import FeatureResult
-from monitor.severity import Severity
+from monitor.core.severity import Severity
+from monitor.core.types import AlertSettings, FeatureResult
 
 
 @dataclass(frozen=True, slots=True)
-class AlertSettings:
-    enter_windows: int = 2
+class AlertChange:
+    """A feature in a segment moved from one alert state to another (0 ok or resolved, 1, 2)."""
+
+    result: FeatureResult
+    previous: Severity
+    state: Severity
+
+    @property
+    def name(self) -> str:
+        """The new state as an alert event names it: `warning`, `critical` or `resolved`."""
+        return "resolved" if self.state == Severity.OK else str(self.state)
 
 
 @dataclass(slots=True)
@@ -31,11 +38,11 @@ class _Track:
 class AlertStates:
     """The alert state of every (feature, segment), advanced window by window.
 
-    >>> from monitor.sketch import Group
+    >>> from monitor.core.types import Group
     >>> states = AlertStates(AlertSettings(enter_windows=2))
     >>> hot = FeatureResult("amount", Group(), "numeric", 500, {"psi": 0.4}, Severity.CRITICAL, ("psi",),
     ...                     hold=Severity.CRITICAL)
-    >>> [len(states.advance([hot], {})) for _ in range(3)]
+    >>> [len(states.advance([hot])) for _ in range(3)]
     [0, 1, 0]
     """
 
@@ -43,9 +50,9 @@ class AlertStates:
         self.settings = settings
         self._tracks = {k: _Track(v["state"], v["streaks"]) for k, v in (tracks or {}).items()}
 
-    def advance(self, results: list[FeatureResult], context: dict[str, Any]) -> list[dict[str, Any]]:
-        """Alert events for the state changes this window's results make; `context` goes into each."""
-        events = []
+    def advance(self, results: list[FeatureResult]) -> list[AlertChange]:
+        """The state changes this window's results make."""
+        changes = []
         for result in results:
             key = f"{result.feature}|{result.group.name}"
             track = self._tracks.setdefault(key, _Track())
@@ -56,27 +63,12 @@ class AlertStates:
             # Up after enough windows in a row; down only below the lowered thresholds.
             new = max(entered, min(track.state, int(result.hold)))
             if new != track.state:
-                events.append(self._event(result, track.state, new, context))
+                changes.append(AlertChange(result, Severity(track.state), Severity(new)))
                 track.state = new
-        return events
+        return changes
 
     def state(self, feature: str, segment: str) -> Severity:
         return Severity(self._tracks.get(f"{feature}|{segment}", _Track()).state)
 
     def to_json(self) -> dict[str, Any]:
         return {k: {"state": t.state, "streaks": t.streaks} for k, t in self._tracks.items()}
-
-    @staticmethod
-    def _event(result: FeatureResult, old: int, new: int, context: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "alert_id": str(uuid.uuid4()),
-            "time": time.time(),
-            **context,
-            "feature": result.feature,
-            "segment": result.group.label,
-            "state": "resolved" if new == 0 else str(Severity(new)),
-            "previous": str(Severity(old)),
-            "events": result.events,
-            "stats": result.stats,
-            "breaches": list(result.breaches),
-        }

@@ -6,61 +6,17 @@ from and where results go, so both compute exactly the same numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
-from monitor import statistics
-from monitor.calibration import NullBounds
-from monitor.channels import Channel, Encoded, NumericBins
-from monitor.columns import Columns
-from monitor.detectors import Detection, DetectorSettings, DriftDetectors, block_counts, block_ends
-from monitor.profile import Profile
-from monitor.severity import DEFAULT_THRESHOLDS, Severity, Threshold, judge
-from monitor.sketch import Group, Sketch
-
-
-@dataclass(frozen=True, slots=True)
-class DriftSettings:
-    """How drift is judged; see the README's "Severities" section."""
-
-    thresholds: dict[str, Threshold] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
-    feature_thresholds: dict[str, dict[str, Threshold]] = field(default_factory=dict)
-    false_alarm_rate: float = 0.01  # per window, over all features x segments x statistics
-    min_events: int = 100  # a group with fewer events in a window is reported but not judged
-    exit_ratio: float = 0.8  # an alert holds until its statistics fall below this share of the thresholds
-    detector: DetectorSettings = field(default_factory=DetectorSettings)
-
-    def threshold(self, feature: str, statistic: str) -> Threshold:
-        return self.feature_thresholds.get(feature, {}).get(statistic) or self.thresholds[statistic]
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureResult:
-    feature: str
-    group: Group
-    kind: str
-    events: int
-    stats: dict[str, float | None]
-    severity: Severity
-    breaches: tuple[str, ...]  # the statistics that set the severity
-    hold: Severity = Severity.OK  # the severity at thresholds lowered by `exit_ratio`
-
-    def to_json(self) -> dict[str, Any]:
-        return {"feature": self.feature, "segment": self.group.label, "kind": self.kind, "events": self.events,
-                "stats": self.stats, "severity": str(self.severity), "breaches": list(self.breaches)}
-
-
-@dataclass(frozen=True, slots=True)
-class CoverageGap:
-    field: str
-    value: str
-    live_share: float
-    events: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "value": self.value, "live_share": self.live_share, "events": self.events}
+from monitor.core import statistics
+from monitor.core.calibration import NullBounds
+from monitor.core.channels import Channel, Encoded, NumericBins
+from monitor.core.columns import Columns
+from monitor.core.detectors import DriftDetectors, block_counts, block_ends
+from monitor.core.profile import Profile
+from monitor.core.severity import Severity, Threshold, judge
+from monitor.core.sketch import Sketch
+from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureResult
 
 
 class Analyzer:
@@ -81,10 +37,14 @@ class Analyzer:
             self._features.setdefault(channel.feature, []).append(channel)
         tests = sum(len(c.judged) for c in channels) * len(groups)
         self.bounds = NullBounds(tail=self.settings.false_alarm_rate / tests)
-        warmup = self.sketcher.encode(profile.sample)
-        self.detectors = DriftDetectors(
-            channels, {c.name: self._references[c.name][0] for c in channels}, self.settings.detector,
-            self.blocks({name: e.index for name, e in warmup.items() if e.owner is None}))
+        self.detectors = self.seeded_detectors()
+
+    def seeded_detectors(self) -> DriftDetectors:
+        """New online detectors, fed the profile's reservoir sample: they start from the synthetic world."""
+        warmup = self.sketcher.encode(self.profile.sample)
+        return DriftDetectors(
+            self.profile.channels, {c.name: self._references[c.name][0] for c in self.profile.channels},
+            self.settings.detector, self.blocks({name: e.index for name, e in warmup.items() if e.owner is None}))
 
     def _size(self, channel: str) -> int:
         return self.profile.reference.counts[channel].shape[1]
@@ -145,7 +105,7 @@ class Analyzer:
         breaches: list[list[str]] = [[] for _ in counts]
         ratio = self.settings.exit_ratio
         for statistic in channel.judged:
-            values = statistics.JUDGED[statistic](reference, counts, self._novel[channel.name])
+            values = statistics.JUDGED[statistic].function(reference, counts, self._novel[channel.name])
             sizes = totals if statistic == "missing_rate_change" else present
             stats[statistic] = np.where(sizes > 0, values, np.nan)
             threshold = self.settings.threshold(channel.feature, statistic)

@@ -21,7 +21,7 @@ from typing import Hashable
 import numpy as np
 from scipy import stats as scipy_stats
 
-from monitor.statistics import JUDGED, missing_rate, share
+from monitor.core.statistics import JUDGED, missing_rate, share
 
 DRAWS = 400
 GRID_STEPS_PER_DOUBLING = 8
@@ -84,7 +84,7 @@ class NullBounds:
             return float(scipy_stats.binom.ppf(1 - self.tail, n, rate) / n - rate)
         present = reference[:-1] / max(reference[:-1].sum(), 1e-300)
         draws = self._rng.multinomial(n, present, size=DRAWS)
-        values = JUDGED["psi"](reference, np.column_stack((draws, np.zeros(DRAWS))), novel)
+        values = JUDGED["psi"].function(reference, np.column_stack((draws, np.zeros(DRAWS))), novel)
         return scaled_chi_square_quantile(values, 1 - self.tail)
 
 

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from monitor.columns import Columns, label_codes
-from monitor.spec import Spec
+from monitor.core.columns import Columns, label_codes
+from monitor.core.spec import Spec
 
 ChannelKind = Literal["numeric", "categorical", "vocabulary", "performance"]
 DESCRIPTORS = ("length", "tokens", "non_ascii", "digits", "uppercase")
@@ -85,7 +85,7 @@ class NumericBins:
     def labels(self) -> list[str]:
         """A readable name per bin, missing aside: `< min`, `[a, b)`, …, `> max`."""
         edges = [f"{e:.4g}" for e in self.edges]
-        inner = [f"[{a}, {b})" for a, b in zip(edges[:-1], edges[1:])] or [f"[{edges[0]}]"]
+        inner = [f"[{a}, {b})" for a, b in zip(edges[:-1], edges[1:], strict=True)] or [f"[{edges[0]}]"]
         inner[-1] = inner[-1][:-1] + "]"
         return [f"< {edges[0]}", *inner, f"> {edges[-1]}"]
 
@@ -216,8 +216,10 @@ class Channel:
 def text_descriptors(texts: np.ndarray) -> dict[str, np.ndarray]:
     """Per text: length in characters, token count, and non-ASCII, digit and uppercase shares.
 
-    >>> {k: v.tolist() for k, v in text_descriptors(np.array(["Hi 42 ü", None], dtype=object)).items()}
-    {'length': [7.0, nan], 'tokens': [3.0, nan], 'non_ascii': [0.14285714285714285, nan], 'digits': [0.2857142857142857, nan], 'uppercase': [0.14285714285714285, nan]}
+    >>> described = text_descriptors(np.array(["Hi 42 ü", None], dtype=object))
+    >>> {k: [round(x, 3) for x in v.tolist()] for k, v in described.items()}  # doctest: +NORMALIZE_WHITESPACE
+    {'length': [7.0, nan], 'tokens': [3.0, nan], 'non_ascii': [0.143, nan], 'digits': [0.286, nan],
+     'uppercase': [0.143, nan]}
     """
     rows = [_describe(t) if t is not None else (np.nan,) * 5 for t in texts]
     table = np.array(rows, dtype=np.float64).reshape(len(rows), 5)
@@ -232,15 +234,6 @@ def _describe(text: str) -> tuple[float, float, float, float, float]:
     digits = length - len(text.translate(_DIGITS))
     upper = sum(map(str.isupper, text))
     return float(length), float(len(TOKEN.findall(text))), non_ascii / length, digits / length, upper / length
-
-
-JUDGED = {
-    "numeric": ("psi", "out_of_range_share", "missing_rate_change"),
-    "descriptor": ("psi", "out_of_range_share"),
-    "categorical": ("psi", "unseen_share", "missing_rate_change"),
-    "vocabulary": ("oov_excess",),
-    "performance": ("accuracy_gap",),
-}
 
 
 def stream_of(channel: Channel) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from monitor.spec import Spec
+from monitor.core.spec import Spec
 
 Columns = dict[str, np.ndarray]
 
@@ -100,3 +100,12 @@ def coerce(raw: dict[str, Any], spec: Spec) -> Columns:
         else:
             columns[name] = to_labels(values)
     return columns
+
+
+def concatenate(parts: Sequence[Columns]) -> Columns:
+    """One batch of columns from consecutive batches with the same fields.
+
+    >>> concatenate([{"x": np.array([1.0])}, {"x": np.array([2.0, 3.0])}])["x"].tolist()
+    [1.0, 2.0, 3.0]
+    """
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}

@@ -16,41 +16,32 @@ reservoir sample, so the window it compares against starts out as the synthetic 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import base64
+import random
+from collections import deque
+from typing import Any
 
 import numpy as np
+from river import __version__ as river_version
 from river import drift
 from river.base import DriftDetector
 
-from monitor.channels import CategoryBins, Channel, NumericBins
+from monitor.core.channels import CategoryBins, Channel, NumericBins
+from monitor.core.types import Detection, DetectorSettings
 
-DetectorKind = Literal["adwin", "page_hinkley", "kswin"]
 DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "adwin": {"delta": 0.001, "clock": 1},
     "page_hinkley": {"min_instances": 30, "delta": 0.5, "threshold": 25.0},
     "kswin": {"alpha": 0.0001, "window_size": 100, "stat_size": 30, "seed": 0},
 }
+STATE_FORMAT = "synthdrift-detectors"
+STATE_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
-class DetectorSettings:
-    kind: DetectorKind = "adwin"
-    block: int = 100  # events per detector update
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-    def create(self) -> DriftDetector:
-        factory = {"adwin": drift.ADWIN, "page_hinkley": drift.PageHinkley, "kswin": drift.KSWIN}[self.kind]
-        return factory(**{**DEFAULT_PARAMETERS[self.kind], **self.parameters})  # type: ignore[abstract]
-
-
-@dataclass(frozen=True, slots=True)
-class Detection:
-    feature: str
-    channel: str
-    signal: str
-    detector: str
-    offset: int
+def create_detector(settings: DetectorSettings) -> DriftDetector:
+    """A River detector of the settings' kind; bad parameters raise TypeError or ValueError here."""
+    factory = {"adwin": drift.ADWIN, "page_hinkley": drift.PageHinkley, "kswin": drift.KSWIN}[settings.kind]
+    return factory(**{**DEFAULT_PARAMETERS[settings.kind], **settings.parameters})  # type: ignore[abstract]
 
 
 def pit_table(reference: np.ndarray) -> np.ndarray:
@@ -107,7 +98,7 @@ class DriftDetectors:
             present = references[channel.name][:-1] / max(float(references[channel.name][:-1].sum()), 1e-300)
             mean = present @ signals
             self._null[channel.name] = (mean, np.sqrt(np.maximum(present @ signals**2 - mean**2, 1e-12)))
-        self._detectors = {(c.name, s): settings.create() for c in self.channels for s in self.SIGNALS}
+        self._detectors = {f"{c.name}|{s}": create_detector(settings) for c in self.channels for s in self.SIGNALS}
         self.update(warmup, {name: np.full(len(counts), -1) for name, counts in warmup.items()})
 
     def update(self, blocks: dict[str, np.ndarray], ends: dict[str, np.ndarray]) -> list[Detection]:
@@ -122,12 +113,93 @@ class DriftDetectors:
             # signal-to-noise ratio, and a block of n events and one of 2n weigh alike.
             null_mean, null_sd = self._null[channel.name]
             means = (means - null_mean) / null_sd * np.sqrt(np.maximum(present, 1))[:, None]
-            for signal, column in zip(self.SIGNALS, means.T):
-                detector = self._detectors[(channel.name, signal)]
-                for value, n, end in zip(column.tolist(), present.tolist(), ends[channel.name].tolist()):
+            for signal, column in zip(self.SIGNALS, means.T, strict=True):
+                detector = self._detectors[f"{channel.name}|{signal}"]
+                for value, n, end in zip(column.tolist(), present.tolist(), ends[channel.name].tolist(), strict=True):
                     if not n:
                         continue
                     detector.update(value)
                     if detector.drift_detected and end >= 0:
                         found.append(Detection(channel.feature, channel.name, signal, self.settings.kind, end))
         return sorted(found, key=lambda d: d.offset)
+
+    def to_json(self) -> dict[str, Any]:
+        """The detectors' state as data, never pickle (whoever can write the changelog topic must
+        not run code in the worker), stamped with the River version whose internals it records."""
+        return {"format": STATE_FORMAT, "version": STATE_VERSION, "river": river_version,
+                "kind": self.settings.kind, "parameters": self.settings.parameters,
+                "detectors": {key: _encode(vars(detector)) for key, detector in self._detectors.items()}}
+
+    def restore(self, data: Any) -> bool:
+        """Takes the state `to_json` wrote. Returns False, changing nothing, for a state written by
+        another River, state version or detector setting, or that is malformed: the caller keeps
+        these detectors, seeded from the profile, and says so."""
+        stamp = (STATE_FORMAT, STATE_VERSION, river_version, self.settings.kind, self.settings.parameters)
+        if not isinstance(data, dict) or tuple(data.get(k) for k in ("format", "version", "river", "kind",
+                                                                    "parameters")) != stamp:
+            return False
+        states = data.get("detectors")
+        if not isinstance(states, dict) or set(states) != set(self._detectors):
+            return False
+        restored = {}
+        try:
+            for key, state in states.items():
+                restored[key] = _decode(create_detector(self.settings), state)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return False
+        self._detectors = restored
+        return True
+
+
+# River has no serialisation of its own but pickle, so a detector's state is written here as JSON
+# values: its attributes, recursively; the random generator's state; the Rust ADWIN window's own
+# binary state. Reading it back goes by the attributes of a freshly made detector, so only data
+# whose shape that detector already has is accepted.
+def _encode(value: Any) -> Any:
+    if isinstance(value, np.generic):  # before float: NumPy's float64 is one
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple, deque)):
+        return [_encode(v) for v in value]
+    if isinstance(value, random.Random):
+        return _encode(value.getstate())
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items() if not callable(v)}
+    if hasattr(value, "__dict__"):
+        return _encode(vars(value))
+    state = value.__getstate__()
+    if isinstance(state, bytes):
+        return base64.b64encode(state).decode()
+    raise TypeError(f"cannot write the state of {type(value).__name__}")
+
+
+def _decode(current: Any, data: Any) -> Any:
+    if isinstance(current, random.Random):
+        current.setstate(_tuples(data))
+        return current
+    if isinstance(current, deque):
+        return deque(_primitives(data), maxlen=current.maxlen)
+    if isinstance(current, np.generic):
+        return type(current)(data)
+    if isinstance(data, dict) and hasattr(current, "__dict__"):
+        for name, value in data.items():
+            setattr(current, name, _decode(getattr(current, name), value))
+        return current
+    if isinstance(data, str) and not isinstance(current, str) and not hasattr(current, "__dict__"):
+        # a Rust object (ADWIN's window): its own binary state
+        current.__setstate__(base64.b64decode(data, validate=True))
+        return current
+    if type(data) is not type(current) and not (isinstance(data, (int, float)) and isinstance(current, (int, float))):
+        raise TypeError(f"expected {type(current).__name__}, got {type(data).__name__}")
+    return data
+
+
+def _tuples(data: Any) -> Any:
+    return tuple(_tuples(v) for v in data) if isinstance(data, list) else data
+
+
+def _primitives(data: Any) -> list[Any]:
+    if not isinstance(data, list) or not all(isinstance(v, (int, float)) for v in data):
+        raise TypeError("expected a list of numbers")
+    return data

@@ -21,20 +21,33 @@ from typing import Any, Callable
 import numpy as np
 import orjson
 
-from monitor import schemas
-from monitor.channels import (DESCRIPTORS, JUDGED, TOKEN, CategoryBins, Channel, NumericBins, PerformanceBins,
-                              VocabularyBins, feature_columns, feature_kinds, text_descriptors)
-from monitor.columns import Columns, coerce
-from monitor.sketch import Group, Sketch, Sketcher
-from monitor.spec import Spec
-from monitor.tables import read_chunks, sha256, table_format
+from monitor.core import schemas
+from monitor.core.channels import (
+    DESCRIPTORS,
+    TOKEN,
+    CategoryBins,
+    Channel,
+    NumericBins,
+    PerformanceBins,
+    VocabularyBins,
+    feature_columns,
+    feature_kinds,
+    text_descriptors,
+)
+from monitor.core.columns import Columns, coerce
+from monitor.core.errors import UsageError
+from monitor.core.sketch import Sketch, Sketcher
+from monitor.core.spec import Spec
+from monitor.core.statistics import judged_for
+from monitor.core.tables import read_chunks, sha256, table_format
+from monitor.core.types import Group
 
 FORMAT = "synthdrift-profile"
 VERSION = 1
 TRACKED_VALUES = 100_000  # distinct categories or tokens counted per column before pruning
 
 
-class ProfileError(ValueError):
+class ProfileError(UsageError, ValueError):
     """A profile that cannot be used; the message says what to fix, in one line."""
 
 
@@ -196,23 +209,23 @@ class _FirstPass:
             column = columns[feature]
             if kind == "numeric":
                 channels.append(Channel(feature, feature, "numeric", column, self._numeric_bins(column, numeric_sample),
-                                        JUDGED["numeric"]))
+                                        judged_for("numeric")))
             elif kind in ("categorical", "boolean"):
                 counts = self.values.get(column, Counter())
                 top = tuple(v for v, _ in counts.most_common(self.settings.top_categories))
-                channels.append(Channel(feature, feature, "categorical", column,
-                                        CategoryBins(categories=top, known=frozenset(counts)), JUDGED["categorical"]))
+                bins = CategoryBins(categories=top, known=frozenset(counts))
+                channels.append(Channel(feature, feature, "categorical", column, bins, judged_for("categorical")))
             elif kind == "text":
                 for descriptor in DESCRIPTORS:
                     name = f"{feature}.{descriptor}"
-                    judged = JUDGED["numeric"] if descriptor == "length" else JUDGED["descriptor"]
+                    judged = judged_for("numeric") if descriptor == "length" else judged_for("descriptor")
                     channels.append(Channel(name, feature, "numeric", column, self._numeric_bins(name, numeric_sample),
                                             judged, descriptor=descriptor))
                 channels.append(Channel(f"{feature}.oov", feature, "vocabulary", column, self._vocabulary(feature),
-                                        JUDGED["vocabulary"]))
+                                        judged_for("vocabulary")))
             else:
                 channels.append(Channel(feature, feature, "performance", column, PerformanceBins(),
-                                        JUDGED["performance"], second_column=spec.prediction_label))
+                                        judged_for("performance"), second_column=spec.prediction_label))
         return tuple(channels)
 
     def _numeric_bins(self, name: str, sample: dict[str, np.ndarray]) -> NumericBins:
@@ -239,7 +252,7 @@ def _count(counter: Counter[str], values: np.ndarray) -> None:
     present = values[values != None]  # noqa: E711
     if present.size:
         distinct, counts = np.unique(present.astype(str), return_counts=True)
-        counter.update(dict(zip(distinct.tolist(), counts.tolist())))
+        counter.update(dict(zip(distinct.tolist(), counts.tolist(), strict=True)))
     if len(counter) > 2 * TRACKED_VALUES:
         kept = counter.most_common(TRACKED_VALUES)
         counter.clear()
@@ -297,7 +310,7 @@ class _Evaluation:
             return
         index = PerformanceBins.index(chunk[spec.label], chunk[spec.prediction_label])
         provenance = chunk[spec.provenance] if spec.provenance else np.full(len(index), None, dtype=object)
-        for source, outcome in zip(provenance.tolist(), index.tolist()):
+        for source, outcome in zip(provenance.tolist(), index.tolist(), strict=True):
             if outcome < 2:
                 self.counts[(source or "all", outcome == 0)] += 1
 

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import jsonschema_rs
 import orjson
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]
 # Installed wheels carry the schemas inside the package; a source checkout has them beside it.
 SCHEMA_DIR = next(p for p in (_PACKAGE / "schemas", _PACKAGE.parent / "schemas") if p.is_dir())
 

@@ -27,17 +27,6 @@ class Threshold:
     critical: float
 
 
-# Effect sizes that matter, per judged statistic (absolute values; shares are fractions of traffic).
-DEFAULT_THRESHOLDS: dict[str, Threshold] = {
-    "psi": Threshold(0.1, 0.25),
-    "out_of_range_share": Threshold(0.01, 0.05),
-    "unseen_share": Threshold(0.01, 0.05),
-    "oov_excess": Threshold(0.05, 0.15),
-    "missing_rate_change": Threshold(0.05, 0.2),
-    "accuracy_gap": Threshold(0.05, 0.1),
-}
-
-
 def judge(value: float, threshold: Threshold, bound: float) -> Severity:
     """The severity of one statistic.
 

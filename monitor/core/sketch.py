@@ -14,27 +14,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from monitor.channels import CategoryBins, Channel, Encoded, NumericBins, stream_of
-from monitor.columns import Columns, label_codes
+from monitor.core.channels import CategoryBins, Channel, Encoded, NumericBins, stream_of
+from monitor.core.columns import Columns, label_codes
+from monitor.core.types import Group
 
 MAX_GAP_VALUES = 100  # distinct unseen values tracked per field and window; the rest add up in OTHER
 OTHER = "(other)"
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    """A slice of traffic: everything (`field` None) or one value of one segment field."""
-
-    field: str | None = None
-    value: str | None = None
-
-    @property
-    def label(self) -> dict[str, str] | None:
-        return None if self.field is None else {self.field: self.value}  # type: ignore[dict-item]
-
-    @property
-    def name(self) -> str:
-        return "all" if self.field is None else f"{self.field}={self.value}"
 
 
 @dataclass(slots=True)

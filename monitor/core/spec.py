@@ -8,12 +8,13 @@ from typing import Any, Literal
 
 import yaml
 
-from monitor import schemas
+from monitor.core import schemas
+from monitor.core.errors import UsageError
 
 FeatureKind = Literal["numeric", "categorical", "text", "boolean"]
 
 
-class SpecError(ValueError):
+class SpecError(UsageError, ValueError):
     """A spec that cannot be used; the message says what to fix, in one line."""
 
 

@@ -7,9 +7,12 @@ the calibration compute a statistic for hundreds of simulated windows in one cal
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from monitor.core.severity import Threshold
 
 EPSILON = 1e-4  # probability floor, so that empty bins give finite divergences
 
@@ -98,17 +101,49 @@ def _missing_change(reference: np.ndarray, counts: np.ndarray, novel: np.ndarray
     return missing_rate(counts) - missing_rate(reference)
 
 
-# The statistics that severities are judged on: (reference probabilities, counts, novel bins) -> value.
-# Out-of-range, unseen, out-of-vocabulary and wrong-prediction shares are one statistic: how much
-# more of the live mass falls where the synthetic data had (almost) none.
-JUDGED: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
-    "psi": _psi_of_counts,
-    "out_of_range_share": _novel_excess,
-    "unseen_share": _novel_excess,
-    "oov_excess": _novel_excess,
-    "accuracy_gap": _novel_excess,
-    "missing_rate_change": _missing_change,
-}
+Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A statistic that severities are judged on: (reference probabilities, counts, novel bins) ->
+    value, the channel kinds it applies to, its default effect-size thresholds and what it means."""
+
+    name: str
+    function: Statistic
+    kinds: tuple[str, ...]
+    threshold: Threshold
+    meaning: str
+
+
+# The one registry of judged statistics: the profile, the configuration schema, severities, metrics
+# and the README read it. Out-of-range, unseen, out-of-vocabulary and wrong-prediction shares are one
+# function: how much more of the live mass falls where the synthetic data had (almost) none.
+# `descriptor` channels are the text descriptors but `length`, which is judged as `numeric`.
+JUDGED: dict[str, Judged] = {j.name: j for j in (
+    Judged("psi", _psi_of_counts, ("numeric", "descriptor", "categorical"), Threshold(0.1, 0.25),
+           "population stability index of the live distribution against the synthetic one"),
+    Judged("out_of_range_share", _novel_excess, ("numeric", "descriptor"), Threshold(0.01, 0.05),
+           "share of live values outside the synthetic [min, max]"),
+    Judged("unseen_share", _novel_excess, ("categorical",), Threshold(0.01, 0.05),
+           "share of live values in categories the synthetic data never had"),
+    Judged("oov_excess", _novel_excess, ("vocabulary",), Threshold(0.05, 0.15),
+           "out-of-vocabulary share of live words above the synthetic (Good-Turing) expectation"),
+    Judged("accuracy_gap", _novel_excess, ("performance",), Threshold(0.05, 0.1),
+           "synthetic accuracy minus live accuracy"),
+    Judged("missing_rate_change", _missing_change, ("numeric", "categorical"), Threshold(0.05, 0.2),
+           "live missing rate minus synthetic missing rate (judged on its absolute value)"),
+)}
+DEFAULT_THRESHOLDS: dict[str, Threshold] = {name: judged.threshold for name, judged in JUDGED.items()}
+
+
+def judged_for(kind: str) -> tuple[str, ...]:
+    """The judged statistics of a channel kind, in registry order.
+
+    >>> judged_for("categorical")
+    ('psi', 'unseen_share', 'missing_rate_change')
+    """
+    return tuple(name for name, judged in JUDGED.items() if kind in judged.kinds)
 
 
 def judged_name(statistic: str) -> str | None:

@@ -15,19 +15,21 @@ import orjson
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from monitor.columns import Columns, coerce, numeric_fields
-from monitor.spec import Spec
+from monitor.core.columns import Columns, coerce, numeric_fields
+from monitor.core.errors import UsageError
+from monitor.core.spec import Spec
 
 CHUNK_ROWS = 65_536
 
 
-class TableError(ValueError):
+class TableError(UsageError, ValueError):
     """A training table that cannot be read; the message says where and why."""
 
 
 def table_format(path: Path) -> str:
     suffixes = "".join(path.suffixes[-2:]).lower()
-    for fmt, endings in (("csv", (".csv",)), ("jsonl", (".jsonl", ".ndjson", ".json")), ("parquet", (".parquet", ".pq"))):
+    formats = (("csv", (".csv",)), ("jsonl", (".jsonl", ".ndjson", ".json")), ("parquet", (".parquet", ".pq")))
+    for fmt, endings in formats:
         if any(suffixes.endswith(e) for e in endings):
             return fmt
     raise TableError(f"{path}: unknown table format; use .csv, .jsonl or .parquet")

@@ -26,7 +26,7 @@ from typing import Any, MutableMapping
 import numpy as np
 import orjson
 
-from monitor.sketch import Sketch
+from monitor.core.sketch import Sketch
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from monitor.analyzer import CoverageGap, DriftSettings, FeatureResult
-from monitor.channels import CategoryBins, Channel, NumericBins
-from monitor.detectors import Detection
-from monitor.sketch import Group, Sketch
-from monitor.statistics import distribution, judged_name
+from monitor.core.channels import CategoryBins, Channel, NumericBins
+from monitor.core.sketch import Sketch
+from monitor.core.statistics import distribution, judged_name
+from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureResult, Group
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300)
 
@@ -89,7 +88,7 @@ class Metrics:
                 if g and ranks.get(group.name, 0) >= self.top_k:
                     continue  # bins of `other` segments would mix several segments' shapes
                 segment = "all" if group.field is None else group.name
-                for label, before, now in zip(labels, synthetic[g].tolist(), current[g].tolist()):
+                for label, before, now in zip(labels, synthetic[g].tolist(), current[g].tolist(), strict=True):
                     self.bin_share.labels(self.model, channel.name, segment, label, "synthetic").set(before)
                     self.bin_share.labels(self.model, channel.name, segment, label, "live").set(now)
 

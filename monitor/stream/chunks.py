@@ -1,14 +1,18 @@
-"""The worker's side of window assembly: the cumulative partial of a partition's chunk in progress."""
+"""The worker's side of window assembly: the cumulative partial of a partition's chunk in progress,
+and the loop that cuts a batch of records at chunk boundaries."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from typing import Iterator, Sequence
+
 import numpy as np
 
-from monitor.analyzer import Analyzer
-from monitor.columns import Columns
-from monitor.detectors import block_ends
-from monitor.sketch import Sketch
-from monitor.windows import Blocks, Partial, Windowing
+from monitor.core.analyzer import Analyzer
+from monitor.core.columns import Columns
+from monitor.core.detectors import block_ends
+from monitor.core.sketch import Sketch
+from monitor.core.windows import Blocks, Partial, Windowing
 
 
 class Chunk:
@@ -68,3 +72,41 @@ class Chunk:
             blocks[key] = Blocks(self.analyzer.blocks(indices), ends)
         return Partial(self.source, self.partition, self.first_offset, self.next_offset, self.complete, caught_up,
                        {key: sketch.copy() for key, sketch in self._sketches.items()}, blocks)
+
+
+class OpenChunks:
+    """The chunk in progress of every partition a worker reads, keyed by (topic, partition)."""
+
+    def __init__(self, analyzer: Analyzer, windowing: Windowing, size: int) -> None:
+        self.analyzer = analyzer
+        self.windowing = windowing
+        self.size = size
+        self.open: dict[tuple[str, int], Chunk] = {}
+
+    def runs(self, source: str, partition: int, offsets: Sequence[int]) -> Iterator[tuple[Chunk, int, int]]:
+        """Cuts a batch's ascending offsets at chunk boundaries: yields each run's chunk and its
+        [first, last) indices into `offsets`, with the chunk already read past the run (the caller
+        sketches the run, then sends the chunk once `complete`: it is no longer open).
+
+        >>> chunks = OpenChunks(None, Windowing(), size=10)  # type: ignore[arg-type]
+        >>> [(c.first_offset, first, last, c.complete) for c, first, last in chunks.runs("t", 0, [8, 9, 10, 12])]
+        [(0, 0, 2, True), (10, 2, 4, False)]
+        """
+        key = (source, partition)
+        first = 0
+        while first < len(offsets):
+            chunk = self.open.get(key)
+            if chunk is None or offsets[first] >= chunk.end_offset:
+                chunk = self.start(source, partition, Chunk.start(offsets[first], self.size))
+            last = bisect_left(offsets, chunk.end_offset, lo=first)
+            chunk.advance(offsets[last - 1] + 1)
+            if chunk.complete:
+                del self.open[key]
+            yield chunk, first, last
+            first = last
+
+    def start(self, source: str, partition: int, first_offset: int) -> Chunk:
+        """Opens the partition's chunk that begins at `first_offset`."""
+        chunk = self.open[(source, partition)] = Chunk(self.analyzer, self.windowing, source, partition,
+                                                       first_offset, self.size)
+        return chunk

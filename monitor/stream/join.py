@@ -52,8 +52,9 @@ class JoinBuffer:
     []
     >>> join.request("r1", {"language": "de"}, now=1)
     [{'request_id': 'r1', 'segments': {'language': 'de'}, 'prediction': {'label': 'billing'}}]
-    >>> join.feedback("r1", "shipping", "organic", now=2)
-    [{'request_id': 'r1', 'segments': {'language': 'de'}, 'prediction': {'label': 'billing'}, 'label': 'shipping', 'provenance': 'organic'}]
+    >>> join.feedback("r1", "shipping", "organic", now=2)  # doctest: +NORMALIZE_WHITESPACE
+    [{'request_id': 'r1', 'segments': {'language': 'de'}, 'prediction': {'label': 'billing'},
+      'label': 'shipping', 'provenance': 'organic'}]
     """
 
     def __init__(self, ttl: float, max_pending: int) -> None:

@@ -1,0 +1,1 @@
+"""What leaves the monitor: Prometheus metrics (`metrics`) and alert events (`alerts`)."""

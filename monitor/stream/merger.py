@@ -1,0 +1,109 @@
+"""The merger: chunk partials from every worker -> windows -> verdicts, detections, metrics, alerts.
+
+Partials (a few per second) reach one merger per model through the Faust topic `sketches`. The
+merger keeps its state in a store (the Faust table `merger`, whose changelog lets whichever worker
+takes over recover it): the newest version of every open chunk, the last closed window, the late
+count, and the detector and alert states, all as data (JSON), never pickle.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any, MutableMapping
+
+from monitor.config import WorkerConfig
+from monitor.core.alerts import AlertStates
+from monitor.core.analyzer import Analyzer
+from monitor.core.profile import Profile
+from monitor.core.severity import Severity
+from monitor.core.windows import Assembler, Partial, Window
+from monitor.export.alerts import alert_event
+from monitor.export.metrics import Metrics
+from monitor.stream.reader import TICK
+from monitor.stream.topics import sources
+
+log = logging.getLogger("synthdrift.merger")
+RECENT_WINDOWS = 50  # verdicts kept for /status
+
+
+class Merger:
+    """Merges partials into windows and judges each window as it closes."""
+
+    def __init__(self, config: WorkerConfig, profile: Profile, analyzer: Analyzer, metrics: Metrics,
+                 store: MutableMapping[str, Any]) -> None:
+        self.config = config
+        self.profile = profile
+        self.analyzer = analyzer
+        self.metrics = metrics
+        self.store = store
+        self.partitions = dict.fromkeys(sources(config.topics, profile.spec), config.kafka.partitions)
+        self.assembler: Assembler | None = None
+        self.alert_states = AlertStates(config.alerts)
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_WINDOWS)
+        self._ranks = {g.name: i for i, g in enumerate(profile.groups[1:])}
+
+    def reset(self) -> None:
+        """After a rebalance: the state is reopened from the (recovered) store at the next message,
+        and only the merger's owner reports windows."""
+        self.assembler = None
+        self.metrics.forget_windows()
+
+    def receive(self, raw: bytes, now: float) -> list[dict[str, Any]]:
+        """Takes one message of the sketches topic (a partial or a tick); returns the alert events
+        of the windows it let close, to send."""
+        assembler = self.assembler or self._open(now)
+        if raw != TICK:
+            late = assembler.add(Partial.from_bytes(raw), now)
+            if late:
+                self.metrics.events.labels("requests", "late").inc(late)
+        return [event for window in assembler.close_ready(now) for event in self._judge(window)]
+
+    def status(self) -> dict[str, Any]:
+        """What /status shows: the last windows' verdicts and the alert states."""
+        return {"profile": self.profile.id, "windows": list(self.recent), "alerts": self.alert_states.to_json()}
+
+    def _open(self, now: float) -> Assembler:
+        self.assembler = Assembler(self.store, self.analyzer.sketcher.empty(), self.partitions,
+                                   self.config.window.idle_seconds, now)
+        detectors = self.store.get("detectors")
+        if detectors is not None and not self.analyzer.detectors.restore(detectors):
+            log.warning("the stored detector state is from another version or setting: detectors re-seeded "
+                        "from the profile")
+            self.analyzer.detectors = self.analyzer.seeded_detectors()
+        self.alert_states = AlertStates(self.config.alerts, self.store.get("alerts"))
+        return self.assembler
+
+    def _judge(self, window: Window) -> list[dict[str, Any]]:
+        """Statistics, detectors and metrics for one closed window; returns its alert events."""
+        analyzer, metrics, profile = self.analyzer, self.metrics, self.profile
+        results = analyzer.evaluate(window.sketch)
+        gaps = analyzer.coverage_gaps(window.sketch)
+        detections = []
+        for source, partition, blocks in window.blocks:
+            found = analyzer.detectors.update(blocks.counts, blocks.ends)
+            detections += [{**d.to_json(), "topic": source, "partition": partition} for d in found]
+            metrics.record_detections(found)
+        metrics.record_window(results, gaps, window.sketch.events, self.config.drift, self._ranks)
+        metrics.record_bins(profile.channels, profile.groups, profile.reference, window.sketch, self._ranks)
+        metrics.last_window.labels(profile.spec.model).set_to_current_time()
+        if self.config.window.seconds and not self.config.window.events:
+            end = (window.key + self.config.window.seconds * 1000) / 1000
+            metrics.window_delay.labels(profile.spec.model).observe(max(time.time() - end, 0.0))
+        context = {"model": profile.spec.model, "profile": profile.id,
+                   "window": {"key": window.key, "events": window.sketch.events}}
+        events = [alert_event(change, context, self.config.drift) for change in self.alert_states.advance(results)]
+        for event in events:
+            metrics.alerts.labels(profile.spec.model, event["state"]).inc()
+        self.store["detectors"] = analyzer.detectors.to_json()
+        self.store["alerts"] = self.alert_states.to_json()
+        worst = max((r.severity for r in results), default=Severity.OK)
+        self.recent.append({
+            "key": window.key, "events": window.sketch.events, "digest": window.sketch.digest(), "worst": str(worst),
+            "results": [r.to_json() for r in results if r.severity > Severity.OK],
+            "coverage_gaps": [g.to_json() for g in gaps[:10]], "detections": detections, "alerts": events,
+        })
+        log.info("window %s: %d events, worst %s, %d alert events", window.key, window.sketch.events, worst,
+                 len(events))
+        return events
