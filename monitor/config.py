@@ -146,6 +146,7 @@ class MetricsSettings:
 class JoinSettings:
     ttl_seconds: float = 600.0
     max_pending: int = 1_000_000
+    max_bytes: int = 256 << 20  # estimated memory of all waiting entries; the oldest are pushed out past it
     rebuild_events: int = 20_000  # reread per partition on assignment to refill the join buffer
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -93,5 +94,16 @@ def profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("stream-profile")
     paths = example.write(directory, rows=4000, events=10)
     profile = build(Spec.load(paths["spec"]), paths["train"], ProfileSettings(min_segment_rows=100))
+    (directory / "profile.json").write_bytes(profile.to_json())
+    return directory / "profile.json"
+
+
+@pytest.fixture(scope="session")
+def requests_profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example's profile without predictions and labels: a worker of it reads requests only."""
+    directory = tmp_path_factory.mktemp("requests-profile")
+    paths = example.write(directory, rows=4000, events=10)
+    spec = dataclasses.replace(Spec.load(paths["spec"]), prediction_label=None, prediction_score=None, label=None)
+    profile = build(spec, paths["train"], ProfileSettings(min_segment_rows=100))
     (directory / "profile.json").write_bytes(profile.to_json())
     return directory / "profile.json"

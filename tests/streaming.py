@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -48,9 +49,13 @@ class Stack:
         self.workers: list[tuple[subprocess.Popen[bytes], int]] = []
 
     def same_topics(self) -> Stack:
-        """A second deployment (its own group) over the same topics: it reads the same stream."""
+        """A second deployment (its own group, its own internal topics: sketches, alerts, dead
+        letters) that reads the same input topics: it sees the same stream, and nothing of ours."""
+        own = Topics(**{name: f"t{uuid.uuid4().hex[:8]}.{name}" for name in Topics.__dataclass_fields__})
+        topics = dataclasses.replace(own, requests=self.topics.requests, predictions=self.topics.predictions,
+                                     feedback=self.topics.feedback)
         return Stack(self.bootstrap, Path(yaml.safe_load(self.config.read_text())["profile"]), self.directory,
-                     topics=self.topics)
+                     topics=topics)
 
     def start_worker(self) -> int:
         port = free_port()

@@ -33,10 +33,22 @@ def parser() -> EventParser:
     (b'{"model": "router"}', Reason.SCHEMA_VIOLATION),
     (b'{"model": "other", "features": {}}', Reason.UNKNOWN_MODEL),
     (b'{"model": "router", "features": {"body": "' + b"x" * 3000 + b'"}}', Reason.OVERSIZED),
+    (None, Reason.EMPTY),  # a tombstone
+    (b"", Reason.EMPTY),
+    (b'{"model": "router", "features": {"amount": NaN', Reason.NOT_JSON),  # cut short: not JSON at all
+    (b'{"model": "r\xff"}', Reason.NOT_JSON),
 ])
-def test_invalid_events_get_their_reason(parser: EventParser, raw: bytes, reason: Reason) -> None:
+def test_invalid_events_get_their_reason(parser: EventParser, raw: bytes | None, reason: Reason) -> None:
     result = parser.parse(raw)
     assert isinstance(result, Invalid) and result.reason == reason and result.detail
+    events, invalid = parser.parse_many([orjson.dumps(GOOD), raw, orjson.dumps(GOOD)])
+    assert len(events) == 2 and list(invalid) == [1] and invalid[1].reason == reason
+
+
+def test_json_nested_too_deep_is_not_json_whatever_it_holds() -> None:
+    # Deeper than orjson takes, and deeper than Python's parser can recurse to tell NaN apart.
+    result = EventParser(SPEC).parse(b"[" * 1500 + b"NaN" + b"]" * 1499)
+    assert isinstance(result, Invalid) and result.reason == Reason.NOT_JSON
 
 
 def test_a_schema_violation_says_which_field(parser: EventParser) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from monitor.core.events import Reason
 from monitor.core.statistics import JUDGED, judged_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +73,12 @@ def test_the_readme_thresholds_are_the_registry_defaults() -> None:
     rows = re.findall(r"^\| `(\w+)`[^|]*\| ([\d.]+) \| ([\d.]+) \|$", (ROOT / "README.md").read_text(), re.MULTILINE)
     assert {name: (float(w), float(c)) for name, w, c in rows} == {
         name: (j.threshold.warning, j.threshold.critical) for name, j in JUDGED.items()}
+
+
+def test_the_readme_names_every_dead_letter_reason() -> None:
+    listed = re.findall(r"\(((?:`\w+`, )+`\w+`)\)", (ROOT / "README.md").read_text())
+    reasons = [set(re.findall(r"`(\w+)`", names)) for names in listed if "not_json" in names]
+    assert len(reasons) == 2 and all(names == {str(r) for r in Reason} for names in reasons)
 
 
 def test_every_channel_kind_is_judged_on_registered_statistics() -> None:

@@ -131,3 +131,16 @@ def test_a_bad_spec_fails_in_one_line(spec: dict, message: str) -> None:
     with pytest.raises(SpecError, match=message) as error:
         Spec.from_dict(spec)
     assert "\n" not in str(error.value)
+
+
+def test_quoted_text_that_spans_lines_is_read_from_csv(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    rows = [{"amount": i, "body": f"line one\nline two of ticket {i}" if i % 3 == 0 else f"ticket {i}"}
+            for i in range(300)]
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=["amount", "body"])
+        writer.writeheader()
+        writer.writerows(rows)
+    profile = build(Spec(model="m", features={"amount": "numeric", "body": "text"}), path)
+    assert profile.meta["input"]["rows"] == 300
+    assert "two" in {c.name: c for c in profile.channels}["body.oov"].bins.vocabulary  # type: ignore[union-attr]

@@ -116,3 +116,22 @@ def test_the_worker_does_not_load_pyarrow() -> None:
     script = "import sys, monitor.commands.cli, monitor.stream.app; print(sorted(sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert "'monitor.stream.app'" in loaded and "pyarrow" not in loaded
+
+
+def test_coverage_gap_series_stay_flat_over_ever_new_values() -> None:
+    metrics = Metrics(CollectorRegistry(), "m", top_k=3)
+    counts = []
+    for window in range(100):
+        gaps = [CoverageGap("region", f"w{window}-v{i}", 0.05 - i / 1000, 10) for i in range(8)]
+        metrics.record_window([], gaps, 1000, DriftSettings(), {})
+        counts.append(sum(1 for m in metrics.registry.collect() for s in m.samples
+                          if s.name == "synthdrift_coverage_gap_share"))
+    assert set(counts) == {4}  # the top 3 and `other`, whatever came before
+
+
+def test_join_buffers_are_bounded_by_memory() -> None:
+    join = JoinBuffer(ttl=1000, max_pending=1_000_000, max_bytes=4 * 100_000)
+    for i in range(10_000):
+        join.request(f"r{i}", {"language": "en", "region": "eu"}, now=0)
+    assert 0 < join.pending_bytes() <= 100_000 and join.pending() < 250
+    assert join.outcomes[("request", "expired")] == 10_000 - join.pending()

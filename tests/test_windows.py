@@ -9,7 +9,7 @@ from conftest import live
 from monitor.core.analyzer import Analyzer
 from monitor.core.columns import Columns
 from monitor.core.profile import Profile
-from monitor.core.windows import Assembler, Partial, Windowing
+from monitor.core.windows import Assembler, Partial, Position, Progress, Windowing
 from monitor.stream.chunks import Chunk, OpenChunks
 
 PARTITIONS, PER_PARTITION, CHUNK = 3, 900, 250
@@ -34,16 +34,22 @@ def read(analyzer: Analyzer, data: tuple[Columns, np.ndarray], partition: int, s
             rows = slice(offsets[first], offsets[last - 1] + 1)
             chunk.add({k: v[rows] for k, v in columns.items()}, np.arange(rows.start, rows.stop), timestamps[rows],
                       "requests")
-            sent.append(chunk.partial(caught_up=chunk.next_offset == PER_PARTITION))
+            sent.append(chunk.partial())
     return sent
 
 
+def idle(partitions: int, caught_up: bool = True, seconds: float = 5) -> Progress:
+    """A reader's word that it has read every partition to its end and nothing new for `seconds`."""
+    return Progress(tuple(Position("requests", p, caught_up, seconds) for p in range(partitions)))
+
+
 def assemble(analyzer: Analyzer, partials: list[Partial]) -> dict[int, tuple[int, dict, int]]:
-    assembler = Assembler({}, analyzer.sketcher.empty(), {"requests": PARTITIONS}, idle_seconds=5, now=0)
+    assembler = Assembler({}, analyzer.sketcher.empty(), {"requests": PARTITIONS}, idle_seconds=5)
     windows = {}
     for partial in partials:
         assembler.add(partial, now=1)
         windows.update({w.key: w for w in assembler.close_ready(now=1)})
+    assembler.progress(idle(PARTITIONS), now=10)
     windows.update({w.key: w for w in assembler.close_ready(now=10)})
     return {k: (w.sketch.events, {n: c.tolist() for n, c in w.sketch.counts.items()}, len(w.blocks))
             for k, w in windows.items()}
@@ -87,7 +93,7 @@ def test_a_restart_that_rereads_a_chunk_counts_it_once(small_profile: Profile, d
 def test_a_stale_version_changes_nothing(small_profile: Profile, data: dict) -> None:
     analyzer = Analyzer(small_profile)
     partials = read(analyzer, data[0], 0, 0, PER_PARTITION, 100)
-    assembler = Assembler({}, analyzer.sketcher.empty(), {"requests": 1}, idle_seconds=5, now=0)
+    assembler = Assembler({}, analyzer.sketcher.empty(), {"requests": 1}, idle_seconds=5)
     for partial in partials:
         assembler.add(partial, now=1)
     state = dict(assembler.store)
@@ -101,19 +107,20 @@ def one_partition(analyzer: Analyzer, data: dict, read: int) -> tuple[Assembler,
     chunk = Chunk(analyzer, WINDOWING, "requests", 0, 0, CHUNK)
     chunk.add({k: v[:read] for k, v in columns.items()}, np.arange(read), timestamps[:read], "requests")
     chunk.advance(read)
-    return Assembler({}, analyzer.sketcher.empty(), {"requests": 1}, idle_seconds=5, now=0), chunk
+    return Assembler({}, analyzer.sketcher.empty(), {"requests": 1}, idle_seconds=5), chunk
 
 
 def test_events_for_a_closed_window_are_counted_late(small_profile: Profile, data: dict) -> None:
     analyzer = Analyzer(small_profile)
     columns, _ = data[0]
     assembler, chunk = one_partition(analyzer, data, 100)
-    assembler.add(chunk.partial(caught_up=True), now=0)
+    assembler.add(chunk.partial(), now=0)
+    assembler.progress(idle(1), now=6)
     assert [w.key for w in assembler.close_ready(now=6)] == [0]
     chunk.add({k: v[100:103] for k, v in columns.items()}, np.arange(100, 103), np.zeros(3, dtype=np.int64),
               "requests")
     chunk.advance(103)
-    assert assembler.add(chunk.partial(caught_up=True), now=7) == 3
+    assert assembler.add(chunk.partial(), now=7) == 3
     assert assembler.late_events() == 3
 
 
@@ -121,36 +128,81 @@ def test_the_assembler_state_survives_a_restart(small_profile: Profile, data: di
     analyzer = Analyzer(small_profile)
     partials = [p for part in range(PARTITIONS) for p in read(analyzer, data[part], part, 0, PER_PARTITION, 100)]
     store: dict = {}
-    assembler = Assembler(store, analyzer.sketcher.empty(), {"requests": PARTITIONS}, idle_seconds=5, now=0)
+    assembler = Assembler(store, analyzer.sketcher.empty(), {"requests": PARTITIONS}, idle_seconds=5)
     half = len(partials) // 2
     for partial in partials[:half]:
         assembler.add(partial, now=1)
     closed = {w.key: w.sketch.events for w in assembler.close_ready(now=1)}
-    restarted = Assembler(store, analyzer.sketcher.empty(), {"requests": PARTITIONS}, idle_seconds=5, now=2)
+    restarted = Assembler(store, analyzer.sketcher.empty(), {"requests": PARTITIONS}, idle_seconds=5)
     for partial in partials[half:]:
         restarted.add(partial, now=3)
     closed |= {w.key: w.sketch.events for w in restarted.close_ready(now=3)}
+    restarted.progress(idle(PARTITIONS), now=20)
     closed |= {w.key: w.sketch.events for w in restarted.close_ready(now=20)}
     assert sum(closed.values()) == PARTITIONS * PER_PARTITION
 
 
-def test_a_partition_that_catches_up_later_releases_its_window(small_profile: Profile, data: dict) -> None:
+def test_a_partition_holds_its_window_until_its_reader_says_it_is_idle(small_profile: Profile, data: dict) -> None:
     analyzer = Analyzer(small_profile)
     assembler, chunk = one_partition(analyzer, data, CHUNK)
-    behind = chunk.partial(caught_up=False)  # sent while the broker still reported more to read
-    assembler.add(behind, now=0)
-    assert assembler.close_ready(now=60) == []
-    # What the worker sends once it sees it has caught up: the next chunk, empty so far.
-    assembler.add(Chunk(analyzer, WINDOWING, "requests", 0, CHUNK, CHUNK).partial(caught_up=True), now=60)
-    assert assembler.close_ready(now=61) == []  # not idle long enough yet
-    assert [w.sketch.events for w in assembler.close_ready(now=66)] == [CHUNK]
+    assembler.add(chunk.partial(), now=0)
+    assert assembler.close_ready(now=60) == []  # never heard from: it may be far behind
+    assembler.progress(idle(1, caught_up=False, seconds=60), now=60)
+    assert assembler.close_ready(now=60) == []  # behind the end of its partition
+    assembler.progress(idle(1, seconds=1), now=61)
+    assert assembler.close_ready(now=61) == []  # caught up, but not idle long enough yet
+    assembler.progress(idle(1, seconds=5), now=65)
+    assert [w.sketch.events for w in assembler.close_ready(now=65)] == [CHUNK]
 
 
-def test_a_caught_up_version_is_newer_than_one_that_read_as_far(small_profile: Profile, data: dict) -> None:
+def test_a_stale_word_of_idleness_holds_windows_open(small_profile: Profile, data: dict) -> None:
+    # A reader that stalled (or died) said it was idle long ago: what it read since may not be sent yet.
     analyzer = Analyzer(small_profile)
     assembler, chunk = one_partition(analyzer, data, 100)
-    assembler.add(chunk.partial(caught_up=False), now=0)
+    assembler.add(chunk.partial(), now=0)
+    assembler.progress(idle(1), now=0)
     assert assembler.close_ready(now=60) == []
-    assembler.add(chunk.partial(caught_up=True), now=60)
-    assembler.add(chunk.partial(caught_up=False), now=61)  # a replay of the older version
-    assert [w.sketch.events for w in assembler.close_ready(now=66)] == [100]
+    assembler.progress(idle(1), now=60)
+    assert [w.sketch.events for w in assembler.close_ready(now=60)] == [100]
+
+
+def test_after_a_start_behind_a_backlog_no_window_closes_early(small_profile: Profile, data: dict) -> None:
+    # Partition 0 has caught up; partition 1's reader has not reported yet, then reports it is behind.
+    analyzer = Analyzer(small_profile)
+    assembler = Assembler({}, analyzer.sketcher.empty(), {"requests": 2}, idle_seconds=5)
+    for partial in read(analyzer, data[0], 0, 0, PER_PARTITION, 100):
+        assembler.add(partial, now=1)
+    assembler.progress(Progress((Position("requests", 0, True, 30),)), now=30)
+    assert assembler.close_ready(now=30) == []
+    assembler.progress(Progress((Position("requests", 0, True, 30), Position("requests", 1, False, 30))), now=31)
+    assert assembler.close_ready(now=31) == []
+    for partial in read(analyzer, data[1], 1, 0, PER_PARTITION, 100):
+        assembler.add(partial, now=1)
+    closed = assembler.close_ready(now=32)
+    assert [w.key for w in closed] == [0, 1000]  # partition 1 has moved past both
+    assert sum(w.sketch.events for w in closed) == sum(int((data[p][1] < 2000).sum()) for p in (0, 1))
+    assert assembler.late_events() == 0
+
+
+def test_a_partition_that_reads_again_is_no_longer_idle(small_profile: Profile, data: dict) -> None:
+    # Traffic starts after a quiet spell: the first partial follows a word of idleness, which no longer holds.
+    analyzer = Analyzer(small_profile)
+    assembler, chunk = one_partition(analyzer, data, 100)
+    assembler.progress(idle(1, seconds=30), now=30)
+    assembler.add(chunk.partial(), now=0)
+    assert assembler.close_ready(now=30) == []
+    assembler.progress(idle(1, seconds=0.5), now=31)
+    assert assembler.close_ready(now=31) == []
+
+
+def test_an_idle_partition_releases_a_window_only_once_a_later_one_has_been_open_a_while(
+        small_profile: Profile, data: dict) -> None:
+    # Partition 1's reader calls it idle from a fetch made before its events for window 0 arrived.
+    analyzer = Analyzer(small_profile)
+    assembler = Assembler({}, analyzer.sketcher.empty(), {"requests": 2}, idle_seconds=5)
+    for partial in read(analyzer, data[0], 0, 0, 600, 600):  # windows 0 and 1000
+        assembler.add(partial, now=0)
+    assembler.progress(Progress((Position("requests", 1, True, 30),)), now=0)
+    assert assembler.close_ready(now=0) == []
+    assembler.progress(Progress((Position("requests", 1, True, 35),)), now=5)
+    assert [w.key for w in assembler.close_ready(now=5)] == [0]

@@ -78,7 +78,7 @@ def check(profile: Profile, lines: Iterable[bytes], window: int = 5000,
                                "worst": str(worst), "results": [r.to_json() for r in results],
                                "coverage_gaps": [g.to_json() for g in gaps]})
         start = end
-    report.events = start
+    report.events = start - report.invalid  # valid events: with `invalid`, every non-blank line
     report.coverage_gaps = [g.to_json() for g in analyzer.coverage_gaps(whole)]
     return report
 

@@ -193,9 +193,22 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_FAILED_GATE if reached(report, args.fail_on) else EXIT_OK
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGINT end a long command through its cleanup (what it started is stopped),
+    also when a script started it in the background, where SIGINT comes ignored."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from monitor.commands import demo
 
+    _stop_on_signals()
     return demo.run(args.directory, events=args.events, rate=args.rate)
 
 
@@ -234,6 +247,7 @@ def _create_topics(kafka: KafkaSettings, topics: dict[str, int]) -> None:
 def _broker(args: argparse.Namespace) -> int:
     from monitor.commands.broker import EmbeddedBroker
 
+    _stop_on_signals()
     with EmbeddedBroker(port=args.port) as broker:
         print(f"tansu is listening on {broker.bootstrap_servers} (in memory); Ctrl-C stops it", flush=True)
         assert broker.process is not None

@@ -49,7 +49,7 @@ def run(directory: Path, events: int = 60_000, rate: float = 3000.0) -> int:
         config_path.write_text(yaml.safe_dump({
             "profile": str(directory / "profile.json"),
             "kafka": {"bootstrap_servers": broker.bootstrap_servers},
-            "window": {"seconds": 2, "idle_seconds": 3, "chunk_events": 1000, "flush_seconds": 0.5},
+            "window": {"seconds": 2, "idle_seconds": 10, "chunk_events": 1000, "flush_seconds": 0.5},
             "metrics": {"port": port},
         }))
         config = worker_config(config_path)
@@ -97,12 +97,12 @@ def _get(port: int, path: str) -> bytes | None:
 
 
 def _stream(bootstrap: str, topics: Topics, events: int, rate: float) -> None:
-    """Production traffic, stamped with the time it is sent; reality departs halfway through."""
-    start = time.time()
+    """Production traffic, stamped with the time it is sent (as a model server would: a producer
+    that falls behind its rate does not send events from the past); reality departs halfway through."""
 
     def lines() -> Any:
-        for i, event in enumerate(example.live_events(events, drift_at=events // 2)):
-            event["timestamp"] = start + i / rate
+        for event in example.live_events(events, drift_at=events // 2):
+            event["timestamp"] = time.time()
             yield orjson.dumps(event)
 
     asyncio.run(produce({"bootstrap_servers": bootstrap}, topics, lines(), rate=rate))
@@ -130,10 +130,12 @@ def _watch(port: int, producer: threading.Thread, events: int, tty: bool, say: A
                     shown_alerts.add(alert["alert_id"])
                     if not tty:
                         say("  ALERT " + _alert_line(alert))
-        if not producer.is_alive() and counted >= events:
+        late = status.get("late", 0)
+        if not producer.is_alive() and counted + late >= events:
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since > 1:
-                say(f"done: {counted:,} events in {len(windows)} windows, {len(shown_alerts)} alert events")
+                after = f"; {late:,} came after their window had closed (late)" if late else ""
+                say(f"done: {counted:,} events in {len(windows)} windows{after}, {len(shown_alerts)} alert events")
                 return
         time.sleep(1)
 

@@ -8,6 +8,7 @@ the caller counts it and sends it on (dead-letter topic, or the `check` report),
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import chain
@@ -37,6 +38,7 @@ _KIND_TYPES = {
 class Reason(StrEnum):
     """Why an event went to the dead letters."""
 
+    EMPTY = "empty"
     NOT_JSON = "not_json"
     NON_FINITE = "non_finite"
     SCHEMA_VIOLATION = "schema_violation"
@@ -83,15 +85,15 @@ class EventParser:
             schema = {**schema, "properties": {**schema["properties"], "model": {"const": spec.model}}}
         self._all_valid = schemas.all_valid(schema)
 
-    def parse(self, raw: bytes) -> dict[str, Any] | Invalid:
+    def parse(self, raw: bytes | None) -> dict[str, Any] | Invalid:
+        if not raw:
+            return Invalid(Reason.EMPTY, "no value (a tombstone)" if raw is None else "zero bytes")
         if len(raw) > self.max_bytes:
             return Invalid(Reason.OVERSIZED, f"{len(raw)} bytes > {self.max_bytes}")
         try:
             event = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            text = str(exc)
-            non_finite = "infinity" in text or b"NaN" in raw or b"Infinity" in raw
-            return Invalid(Reason.NON_FINITE if non_finite else Reason.NOT_JSON, text)
+            return Invalid(Reason.NON_FINITE if _non_finite(raw) else Reason.NOT_JSON, str(exc))
         try:
             self._validate(event)
         except schemas.ValidationError as exc:
@@ -100,12 +102,12 @@ class EventParser:
             return Invalid(Reason.UNKNOWN_MODEL, f"model {event['model']!r} is not {self.spec.model!r}")
         return event  # type: ignore[no-any-return]
 
-    def parse_many(self, raws: Sequence[bytes]) -> tuple[list[dict[str, Any]], dict[int, Invalid]]:
+    def parse_many(self, raws: Sequence[bytes | None]) -> tuple[list[dict[str, Any]], dict[int, Invalid]]:
         """The valid events of a batch, in order, and the invalid ones by their index in `raws`;
         the same verdicts as `parse`, with one validation call when the whole batch is fine."""
-        if max(map(len, raws), default=0) <= self.max_bytes:
+        if all(raws) and max(map(len, raws), default=0) <= self.max_bytes:  # type: ignore[arg-type]
             try:
-                events = list(map(orjson.loads, raws))
+                events = list(map(orjson.loads, raws))  # type: ignore[arg-type]
             except orjson.JSONDecodeError:
                 events = None
             if events is not None and self._all_valid(events):
@@ -113,6 +115,15 @@ class EventParser:
         parsed = [self.parse(raw) for raw in raws]
         return ([e for e in parsed if not isinstance(e, Invalid)],
                 {i: e for i, e in enumerate(parsed) if isinstance(e, Invalid)})
+
+
+def _non_finite(raw: bytes) -> bool:
+    """Whether JSON that orjson refused is valid but for NaN or Infinity (which Python's parser takes)."""
+    try:
+        json.loads(raw)
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; RecursionError: nested too deep
+        return False
+    return True
 
 
 def to_columns(events: list[dict[str, Any]], spec: Spec) -> Columns:

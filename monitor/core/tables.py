@@ -67,13 +67,16 @@ def _read_csv(path: Path, columns: list[str] | None, chunk_rows: int,
     import pyarrow.csv as pa_csv
 
     # Declared types: per-block type inference would disagree between blocks of one file.
-    header = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 16)).schema.names
+    parse = pa_csv.ParseOptions(newlines_in_values=True)  # quoted free text may span lines
+    head = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 16), parse_options=parse)
+    header = head.schema.names
     _require(path, header, columns)
     wanted = columns or header
     types = {name: (pa.float64() if name in numeric else pa.string()) for name in wanted}
     reader = pa_csv.open_csv(
         path,
         read_options=pa_csv.ReadOptions(block_size=1 << 22),
+        parse_options=parse,
         convert_options=pa_csv.ConvertOptions(column_types=types, include_columns=wanted, strings_can_be_null=True),
     )
     for batch in reader:

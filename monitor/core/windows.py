@@ -13,13 +13,18 @@ windows, `events` per window spread over the partitions). Chunk boundaries, wind
 order in which blocks reach the detectors depend only on the data, not on which worker read what,
 so two workers produce the same windows as one.
 
-A window closes when every source partition has moved past it, or has caught up with its end of
-the stream and stayed idle for `idle_seconds` while a later window has been open that long. Events
-that arrive for a closed window are counted as late, not merged.
+A window closes when every source partition has moved past it or is idle. Idle is what the
+partition's reader last said in its `Progress` (sent after its partials at every flush): caught up
+with the end of the partition, and nothing new read for `idle_seconds` of polling. A partition it
+has not heard from since it (re)started, or whose last word is older than `idle_seconds`, holds
+every window open: after a start-up behind a backlog, a rebalance or a stalled reader the merger
+waits rather than close windows early. Events that arrive for a closed window are counted as late,
+not merged.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, MutableMapping
 
@@ -77,7 +82,6 @@ class Partial:
     first_offset: int
     next_offset: int  # one past the last offset read so far
     complete: bool  # the chunk's last offset has been read: no newer version will come
-    caught_up: bool  # the partition had nothing more to read when this was sent
     windows: dict[int, Sketch] = field(default_factory=dict)
     blocks: dict[int, Blocks] = field(default_factory=dict)
 
@@ -88,7 +92,7 @@ class Partial:
     def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source, "partition": self.partition, "first_offset": self.first_offset,
-            "next_offset": self.next_offset, "complete": self.complete, "caught_up": self.caught_up,
+            "next_offset": self.next_offset, "complete": self.complete,
             "windows": {str(k): v.to_json() for k, v in self.windows.items()},
             "blocks": {str(k): v.to_json() for k, v in self.blocks.items()},
         }
@@ -96,7 +100,7 @@ class Partial:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Partial:
         return cls(data["source"], data["partition"], data["first_offset"], data["next_offset"], data["complete"],
-                   data["caught_up"], {int(k): Sketch.from_json(v) for k, v in data["windows"].items()},
+                   {int(k): Sketch.from_json(v) for k, v in data["windows"].items()},
                    {int(k): Blocks.from_json(v) for k, v in data["blocks"].items()})
 
     def to_bytes(self) -> bytes:
@@ -105,6 +109,38 @@ class Partial:
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> Partial:
         return cls.from_json(orjson.loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a reader stands on one partition: caught up with its end or not, and for how many
+    seconds of polling it has read nothing new from it."""
+
+    source: str
+    partition: int
+    caught_up: bool
+    idle_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A reader's positions on every partition it reads, sent after its partials at each flush."""
+
+    positions: tuple[Position, ...]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"progress": [[p.source, p.partition, p.caught_up, p.idle_seconds]
+                                          for p in self.positions]})
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Progress:
+        return cls(tuple(Position(str(s), int(p), bool(c), float(i)) for s, p, c, i in data["progress"]))
+
+
+def decode(raw: bytes | str) -> Partial | Progress:
+    """A message of the sketches topic: a chunk's partial or a reader's progress."""
+    data = orjson.loads(raw)
+    return Progress.from_json(data) if "progress" in data else Partial.from_json(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,41 +160,33 @@ class Assembler:
     """
 
     def __init__(self, store: MutableMapping[str, Any], empty: Sketch, sources: dict[str, int],
-                 idle_seconds: float, now: float) -> None:
+                 idle_seconds: float) -> None:
         self.store = store
         self.empty = empty
         self.sources = sources  # source topic -> partition count
         self.idle_seconds = idle_seconds
-        # A partition not heard from counts as idle since start-up: topics with no traffic at all
-        # must not hold every window open.
-        self._started = now
-        self._seen: dict[tuple[str, int], tuple[int, bool, float]] = {}  # newest window, caught up, when
+        self._newest: dict[tuple[str, int], int] = {}  # per partition, the newest window it has events in
+        self._positions: dict[tuple[str, int], tuple[Position, float]] = {}  # the last word, and when it came
         self._first_seen: dict[int, float] = {}  # window key -> when a partial first had events in it
         self._chunks: dict[str, Partial] = {}
         for key in list(store):
             raw = store.get(key)
             if str(key).startswith("chunk:") and raw is not None:  # a deleted key may linger as None
-                self._remember(Partial.from_bytes(raw), now)
+                self._remember(Partial.from_bytes(raw))
 
-    def _remember(self, partial: Partial, now: float) -> None:
+    def _remember(self, partial: Partial, now: float = 0.0) -> None:
         self._chunks[f"chunk:{partial.chunk}"] = partial
         for window in partial.windows:
             self._first_seen.setdefault(window, now)
-        newest = max(partial.windows, default=None)
-        seen = self._seen.get((partial.source, partial.partition))
-        if newest is None and seen:
-            newest = seen[0]
-        elif seen and seen[0] is not None and newest is not None:
-            newest = max(newest, seen[0])
-        self._seen[(partial.source, partial.partition)] = (newest, partial.caught_up, now)  # type: ignore[assignment]
+        if partial.windows:
+            where = (partial.source, partial.partition)
+            self._newest[where] = max(self._newest.get(where, max(partial.windows)), max(partial.windows))
 
     def add(self, partial: Partial, now: float) -> int:
-        """Keeps the newest version of the partial's chunk; returns the events it brought too late.
-        Of two versions that read as far, the caught-up one is newer."""
+        """Keeps the newest version of the partial's chunk; returns the events it brought too late."""
         key = f"chunk:{partial.chunk}"
         previous = self._chunks.get(key)
-        if previous is not None and (previous.next_offset, previous.caught_up) >= (partial.next_offset,
-                                                                                  partial.caught_up):
+        if previous is not None and previous.next_offset >= partial.next_offset:
             return 0  # a replay of a version already merged
         closed = self._number("closed")
         late = 0
@@ -171,7 +199,13 @@ class Assembler:
                 self.store["late"] = self.late_events() + late
         self.store[key] = partial.to_bytes().decode()
         self._remember(partial, now)
+        self._positions.pop((partial.source, partial.partition), None)  # it read something: not idle
         return late
+
+    def progress(self, progress: Progress, now: float) -> None:
+        """Takes a reader's positions (it sends them after the partials they account for)."""
+        for position in progress.positions:
+            self._positions[(position.source, position.partition)] = (position, now)
 
     def close_ready(self, now: float) -> list[Window]:
         """The windows that can close now, oldest first, each removed from the open state."""
@@ -192,16 +226,20 @@ class Assembler:
         return windows
 
     def _ready(self, window: int, now: float) -> bool:
-        # An idle partition may just not have sent what it read yet: it only stops holding a window
-        # once the window has looked over for `idle_seconds` (a later window appeared that long ago).
+        # A reader's highwater can be a fetch old: a partition it calls idle may have events for
+        # this window on their way. Idle partitions release a window only once a later one has
+        # been open for `idle_seconds`, time enough for those to arrive.
         later = [when for key, when in self._first_seen.items() if key > window]
         settled = not later or now - min(later) >= self.idle_seconds
         for source, partitions in self.sources.items():
             for partition in range(partitions):
-                newest, caught_up, when = self._seen.get((source, partition), (None, True, self._started))
-                moved_on = newest is not None and newest > window
-                idle = caught_up and now - when >= self.idle_seconds and settled
-                if not (moved_on or idle):
+                newest = self._newest.get((source, partition))
+                if newest is not None and newest > window:
+                    continue  # moved on
+                position, heard = self._positions.get((source, partition), (None, -math.inf))
+                fresh = now - heard <= self.idle_seconds
+                if not (settled and position and fresh and position.caught_up
+                        and position.idle_seconds >= self.idle_seconds):
                     return False
         return True
 

@@ -122,11 +122,11 @@ class Metrics:
         for rank, gap in enumerate(gaps):
             key = (gap.field, gap.value if rank < self.top_k else "other")
             shares[key] = shares.get(key, 0.0) + gap.live_share
-        for key in self._gap_values - set(shares):
-            self.coverage_gap.labels(self.model, *key).set(0.0)  # a gap that closed reads 0, not its old share
+        for key in self._gap_values - set(shares):  # a value out of the top k, or a gap closed: no series
+            self.coverage_gap.remove(self.model, *key)
         for key, share in shares.items():
             self.coverage_gap.labels(self.model, *key).set(share)
-        self._gap_values |= set(shares)
+        self._gap_values = set(shares)
         self.window_events.labels(self.model).set(events)
         self.windows.labels(self.model).inc()
 

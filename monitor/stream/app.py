@@ -29,6 +29,8 @@ from monitor.stream.merger import Merger
 from monitor.stream.reader import TrafficReader
 from monitor.stream.topics import app_id
 
+HEALTH_SILENCE_SECONDS = 30.0
+
 
 def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
     registry = CollectorRegistry()
@@ -84,14 +86,18 @@ def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
 
     @app.page("/health")
     async def health_view(view: View, request: Request) -> Response:
-        ready = bool(reader.assigned)
-        body = {"ready": ready, "profile": profile.id,
+        # Flushes settle every flush_seconds: none for a while means Kafka is away or the loop is stuck.
+        silent = time.monotonic() - reader.settled
+        ready = bool(reader.assigned) and silent < HEALTH_SILENCE_SECONDS
+        body = {"ready": ready, "profile": profile.id, "delivered_seconds_ago": round(silent, 1),
                 "partitions": sorted(f"{tp.topic}/{tp.partition}" for tp in reader.assigned)}
         return view.json(body, status=200 if ready else 503)
 
     @app.page("/status")
     async def status_view(view: View, request: Request) -> Response:
-        return view.json(merger.status())
+        join = {"pending": reader.join.pending(), "bytes": reader.join.pending_bytes(),
+                "max_bytes": config.join.max_bytes}
+        return view.json({**merger.status(), "join": join})
 
     return app
 

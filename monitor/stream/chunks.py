@@ -63,14 +63,14 @@ class Chunk:
     def complete(self) -> bool:
         return self.next_offset >= self.end_offset
 
-    def partial(self, caught_up: bool) -> Partial:
+    def partial(self) -> Partial:
         block = self.analyzer.settings.detector.block
         blocks = {}
         for key, channels in self._indices.items():
             indices = {name: np.concatenate(parts) for name, parts in channels.items()}
             ends = {name: block_ends(np.concatenate(parts), block) for name, parts in self._offsets[key].items()}
             blocks[key] = Blocks(self.analyzer.blocks(indices), ends)
-        return Partial(self.source, self.partition, self.first_offset, self.next_offset, self.complete, caught_up,
+        return Partial(self.source, self.partition, self.first_offset, self.next_offset, self.complete,
                        {key: sketch.copy() for key, sketch in self._sketches.items()}, blocks)
 
 

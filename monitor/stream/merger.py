@@ -18,10 +18,9 @@ from monitor.core.alerts import AlertStates
 from monitor.core.analyzer import Analyzer
 from monitor.core.profile import Profile
 from monitor.core.severity import Severity
-from monitor.core.windows import Assembler, Partial, Window
+from monitor.core.windows import Assembler, Partial, Window, decode
 from monitor.export.alerts import alert_event
 from monitor.export.metrics import Metrics
-from monitor.stream.reader import TICK
 from monitor.stream.topics import sources
 
 log = logging.getLogger("synthdrift.merger")
@@ -51,22 +50,28 @@ class Merger:
         self.metrics.forget_windows()
 
     def receive(self, raw: bytes, now: float) -> list[dict[str, Any]]:
-        """Takes one message of the sketches topic (a partial or a tick); returns the alert events
-        of the windows it let close, to send."""
-        assembler = self.assembler or self._open(now)
-        if raw != TICK:
-            late = assembler.add(Partial.from_bytes(raw), now)
+        """Takes one message of the sketches topic (a partial or a reader's progress); returns the
+        alert events of the windows it let close, to send."""
+        assembler = self.assembler or self._open()
+        message = decode(raw)
+        if isinstance(message, Partial):
+            late = assembler.add(message, now)
             if late:
                 self.metrics.events.labels("requests", "late").inc(late)
+        else:
+            assembler.progress(message, now)
         return [event for window in assembler.close_ready(now) for event in self._judge(window)]
 
     def status(self) -> dict[str, Any]:
-        """What /status shows: the last windows' verdicts and the alert states."""
-        return {"profile": self.profile.id, "windows": list(self.recent), "alerts": self.alert_states.to_json()}
+        """What /status shows: the last windows' verdicts, the events that came after their window
+        closed, and the alert states."""
+        late = self.assembler.late_events() if self.assembler else 0
+        return {"profile": self.profile.id, "windows": list(self.recent), "late": late,
+                "alerts": self.alert_states.to_json()}
 
-    def _open(self, now: float) -> Assembler:
+    def _open(self) -> Assembler:
         self.assembler = Assembler(self.store, self.analyzer.sketcher.empty(), self.partitions,
-                                   self.config.window.idle_seconds, now)
+                                   self.config.window.idle_seconds)
         detectors = self.store.get("detectors")
         if detectors is not None and not self.analyzer.detectors.restore(detectors):
             log.warning("the stored detector state is from another version or setting: detectors re-seeded "

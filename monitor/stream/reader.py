@@ -20,7 +20,7 @@ from typing import Any, Awaitable
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faust.types import TopicT
 
 from monitor.config import WorkerConfig
@@ -28,6 +28,7 @@ from monitor.core.analyzer import Analyzer
 from monitor.core.columns import Columns, concatenate
 from monitor.core.events import SLICE_EVENTS, EventParser, Invalid, to_columns
 from monitor.core.spec import Spec
+from monitor.core.windows import Position, Progress
 from monitor.export.metrics import Metrics
 from monitor.stream.chunks import Chunk, OpenChunks
 from monitor.stream.join import JoinBuffer
@@ -35,7 +36,15 @@ from monitor.stream.topics import sources
 
 log = logging.getLogger("synthdrift.reader")
 OFFSET = attrgetter("offset")
-TICK = b'{"tick": true}'  # tells the merger that time passed, so idle windows can close
+# A loop that has not polled for this long may not have fetched what arrived meanwhile: its
+# partitions' idle clocks start again.
+STALL_SECONDS = 1.0
+RETRY_SECONDS = 1.0  # after a failed delivery, before reading again from the last commit
+COMPLAIN_SECONDS = 30.0  # one log line at most this often while Kafka keeps failing
+# The original value and key a dead letter carries, at most: the original may be as large as the
+# broker takes, and the dead letter adds headers; its source topic, partition and offset still
+# point at the whole of it.
+DEAD_LETTER_BYTES = 512 << 10
 
 
 class TrafficReader(ConsumerRebalanceListener):
@@ -52,13 +61,16 @@ class TrafficReader(ConsumerRebalanceListener):
         self.sources = sources(config.topics, spec)
         self.assigned: set[TopicPartition] = set()
         self.parsers = {stream: EventParser(spec, stream, config.max_event_bytes) for stream in self.sources.values()}
-        self.join = JoinBuffer(config.join.ttl_seconds, config.join.max_pending)
+        self.join = JoinBuffer(config.join.ttl_seconds, config.join.max_pending, config.join.max_bytes)
         self.chunks = OpenChunks(analyzer, config.window.windowing(config.kafka.partitions), config.window.chunk_events)
-        # Per partition, the next offset and caught-up status of the last partial sent.
-        self.sent: dict[TopicPartition, tuple[int, bool]] = {}
+        self.sent: dict[TopicPartition, int] = {}  # per partition, the next offset of the last partial sent
+        self.heard: dict[TopicPartition, float] = {}  # per partition, when a poll last returned records
         self.rebuild_until: dict[TopicPartition, int] = {}  # offsets below: already counted, for joins only
         self.pending: list[Awaitable[Any]] = []  # partials and dead letters not yet acknowledged
         self.commits: dict[TopicPartition, int] = {}  # chunks completed, committed once `pending` is settled
+        self.failures = 0  # Kafka failures since the last log line
+        self.complained = 0.0
+        self.settled = time.monotonic()  # when every partial and dead letter sent was last acknowledged
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
 
@@ -79,16 +91,26 @@ class TrafficReader(ConsumerRebalanceListener):
         await self.consumer.start()
         await self.producer.start()
         try:
-            flushed = time.monotonic()
+            flushed = polled = time.monotonic()
             while True:
-                batches = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
-                for tp, records in batches.items():
-                    if tp in self.assigned:
-                        await self._process(tp, records)
-                self._expire_joins()
-                if time.monotonic() - flushed >= self.config.window.flush_seconds:
-                    await self._flush()
-                    flushed = time.monotonic()
+                try:
+                    batches = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
+                    now = time.monotonic()
+                    if now - polled > STALL_SECONDS:
+                        self.heard = dict.fromkeys(self.heard, now)
+                    polled = now
+                    for tp, records in batches.items():
+                        if tp in self.assigned:
+                            self.heard[tp] = now
+                            await self._process(tp, records)
+                    self._expire_joins()
+                    if time.monotonic() - flushed >= self.config.window.flush_seconds:
+                        await self._flush()
+                        flushed = time.monotonic()
+                except KafkaError as exc:  # the broker is away, or refused a message: never exit
+                    self._complain(exc)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    await self._rewind()
         finally:
             await self.consumer.stop()
             await self.producer.stop()
@@ -96,6 +118,7 @@ class TrafficReader(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
             self.assigned.discard(tp)
+            self.heard.pop(tp, None)
             self.chunks.open.pop(tp, None)  # the next owner rebuilds the chunk from its first offset
             self.commits.pop(tp, None)
 
@@ -112,6 +135,7 @@ class TrafficReader(ConsumerRebalanceListener):
             self.consumer.seek(tp, max(start - lookback, 0))
             self.rebuild_until[tp] = start
             self.sent.pop(tp, None)
+            self.heard[tp] = time.monotonic()
             self.assigned.add(tp)
 
     async def _process(self, tp: TopicPartition, records: list[ConsumerRecord[Any, bytes]]) -> None:
@@ -188,26 +212,27 @@ class TrafficReader(ConsumerRebalanceListener):
     def _dead_letter(self, tp: TopicPartition, stream: str, record: ConsumerRecord[Any, bytes],
                      invalid: Invalid) -> None:
         assert self.producer is not None
+        value, key = record.value, record.key
         headers = [("synthdrift.reason", str(invalid.reason).encode()),
                    ("synthdrift.detail", invalid.detail[:1000].encode()),
                    ("synthdrift.source.topic", tp.topic.encode()),
                    ("synthdrift.source.partition", str(tp.partition).encode()),
                    ("synthdrift.source.offset", str(record.offset).encode())]
+        size = len(value or b"") + len(key or b"")
+        if size > DEAD_LETTER_BYTES:
+            headers.append(("synthdrift.truncated", f"{len(value or b'')} value bytes, {len(key or b'')} key bytes, "
+                                                    f"cut to {DEAD_LETTER_BYTES} together".encode()))
+            key = key[:DEAD_LETTER_BYTES // 2] if key else key
+            value = value[:DEAD_LETTER_BYTES - len(key or b"")] if value else value
         self.pending.append(asyncio.ensure_future(self._deliver(
-            self.producer.send(self.config.topics.dlq, value=record.value, key=record.key, headers=headers))))
+            self.producer.send(self.config.topics.dlq, value=value, key=key, headers=headers))))
         self.metrics.events.labels(stream, "invalid").inc()
         self.metrics.dead_letters.labels(stream, str(invalid.reason)).inc()
 
-    def _caught_up(self, tp: TopicPartition, next_offset: int) -> bool:
-        assert self.consumer is not None
-        highwater = self.consumer.highwater(tp)
-        return highwater is None or next_offset >= highwater
-
     async def _send(self, tp: TopicPartition, chunk: Chunk) -> None:
         """Queues the chunk's current version; `_settle` waits for its delivery."""
-        caught_up = self._caught_up(tp, chunk.next_offset)
-        self.pending.append(await self.sketches.send(key=self.key, value=chunk.partial(caught_up).to_bytes()))
-        self.sent[tp] = (chunk.next_offset, caught_up)
+        self.pending.append(await self.sketches.send(key=self.key, value=chunk.partial().to_bytes()))
+        self.sent[tp] = chunk.next_offset
 
     async def _finish(self, tp: TopicPartition, chunk: Chunk) -> None:
         """Sends a complete chunk's last version; its offsets are committed once it is delivered."""
@@ -215,29 +240,24 @@ class TrafficReader(ConsumerRebalanceListener):
         self.commits[tp] = chunk.end_offset
 
     async def _flush(self) -> None:
-        """Sends what the merger has not heard yet: chunks that grew since their last version, and
-        partitions that have caught up since (the merger waits for them to close a window). Then a
-        tick for idle windows, and settles."""
+        """Sends the chunks that grew since their last version, then this reader's progress on every
+        partition it reads (the merger closes windows by it), settles, and sets the lag."""
         assert self.consumer is not None
         for tp in list(self.assigned):
-            sent = self.sent.get(tp)
             chunk = self.chunks.open.get(tp)
-            if chunk is None:
-                if sent is None or sent[1] or not self._caught_up(tp, sent[0]):
-                    continue
-                # The last chunk completed before the partition caught up: tell the merger with
-                # the next chunk, empty so far.
-                chunk = self.chunks.start(tp.topic, tp.partition, sent[0])
-            if sent is None or chunk.next_offset > sent[0] or (not sent[1] and self._caught_up(tp, chunk.next_offset)):
+            if chunk is not None and chunk.next_offset > self.sent.get(tp, -1):
                 await self._send(tp, chunk)
-        await self.sketches.send(key=self.key, value=TICK)
-        await self._settle()
+        now = time.monotonic()
+        positions = []
         lag: dict[str, int] = {}
-        for tp in self.assigned:
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                stream = self.sources[tp.topic]
-                lag[stream] = lag.get(stream, 0) + max(highwater - await self.consumer.position(tp), 0)
+        for tp in list(self.assigned):
+            position, highwater = await self.consumer.position(tp), self.consumer.highwater(tp)
+            behind = max(highwater - position, 0) if highwater is not None else 0
+            positions.append(Position(tp.topic, tp.partition, caught_up=highwater is not None and not behind,
+                                      idle_seconds=now - self.heard.get(tp, now)))
+            lag[self.sources[tp.topic]] = lag.get(self.sources[tp.topic], 0) + behind
+        await self.sketches.send(key=self.key, value=Progress(tuple(positions)).to_bytes())
+        await self._settle()
         for stream, value in lag.items():
             self.metrics.lag.labels(stream).set(value)
 
@@ -246,14 +266,35 @@ class TrafficReader(ConsumerRebalanceListener):
         a restart never rereads a chunk whose last version was delivered, and rereads the others."""
         assert self.consumer is not None
         if self.pending:
-            await asyncio.gather(*self.pending)
+            outcomes = await asyncio.gather(*self.pending, return_exceptions=True)
             self.pending.clear()
+            failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            if failed is not None:
+                raise failed  # a KafkaError makes the loop read again from the last commit
+        self.settled = time.monotonic()
         if self.commits:
             try:
                 await self.consumer.commit(self.commits)
             except (CommitFailedError, IllegalStateError) as exc:  # a rebalance took the partitions away
                 log.info("commit skipped, the next owner rereads those chunks: %s", exc)
             self.commits.clear()
+
+    async def _rewind(self) -> None:
+        """After a failed delivery: every partition back to its last commit, as after a restart.
+        The chunks reread rebuild the very partials that were lost, and replace any that arrived."""
+        self.pending.clear()
+        self.commits.clear()
+        for tp in self.assigned:
+            self.chunks.open.pop(tp, None)
+        await self.on_partitions_assigned(list(self.assigned))
+
+    def _complain(self, exc: Exception) -> None:
+        now = time.monotonic()
+        self.failures += 1
+        if now - self.complained >= COMPLAIN_SECONDS:
+            log.error("Kafka failed %d times in %.0f s, reading again from the last commit; the last failure: %r",
+                      self.failures, now - self.complained if self.complained else 0.0, exc)
+            self.complained, self.failures = now, 0
 
     @staticmethod
     async def _deliver(sending: Any) -> Any:
