@@ -17,11 +17,11 @@ from typing import Any, Callable, Iterable
 
 import orjson
 import yaml
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.commands.broker import free_port
-from monitor.commands.replay import produce
+from monitor.commands.replay import produce, timestamp_ms
 from monitor.config import Topics
 
 STARTUP_SECONDS = 60
@@ -92,6 +92,11 @@ class Stack:
         return asyncio.run(produce({"bootstrap_servers": self.bootstrap}, Topics(requests=topic), lines,
                                    joined=False))
 
+    def send(self, records: Iterable[tuple[int, bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+        """Sends raw records to the requests topic as they are: (partition, value, key, headers), each
+        stamped with its event's timestamp when it has one."""
+        asyncio.run(_send(self.bootstrap, self.topics.requests, records))
+
     def windows(self) -> dict[int, dict[str, Any]]:
         """Closed windows by key, from every live worker of this deployment."""
         found: dict[int, dict[str, Any]] = {}
@@ -145,6 +150,22 @@ def metrics(port: int, *names: str) -> list[Any]:
     """The metric families on a worker's /metrics; only those with these sample names, if any."""
     body = _get(port, "/metrics" + "".join(f"{'&' if i else '?'}name[]={n}" for i, n in enumerate(names)))
     return list(text_string_to_metric_families(body.decode())) if body else []
+
+
+async def _send(bootstrap: str, topic: str,
+                records: Iterable[tuple[int, bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 << 20, linger_ms=20)
+    await producer.start()
+    try:
+        for partition, value, key, headers in records:
+            try:
+                stamp = timestamp_ms(orjson.loads(value).get("timestamp")) if value else None
+            except (orjson.JSONDecodeError, AttributeError):
+                stamp = None
+            await producer.send(topic, value, key=key, partition=partition, timestamp_ms=stamp, headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
 
 
 async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float) -> list[Any]:

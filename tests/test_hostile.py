@@ -7,7 +7,6 @@ the closed windows hold exactly the valid events.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any, Iterator
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from streaming import Stack, wait_for
@@ -54,18 +52,6 @@ def deployment(bootstrap: str, profile_path: Path, tmp_path_factory: pytest.Temp
     stack.stop()
 
 
-async def send(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None, list[Any]]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 << 20)
-    await producer.start()
-    try:
-        for partition, (value, key, headers) in zip(itertools.cycle(range(4)), records, strict=False):
-            await producer.send(topic, value, key=key, partition=partition,
-                                headers=[(name, bytes(data)) for name, data in headers])
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 examples = itertools.count()
 
 
@@ -78,7 +64,8 @@ def test_no_record_stops_the_worker_and_every_one_is_counted_once(deployment: St
     events = simulate(Profile.load(profile_path), VALID_PER_EXAMPLE, [], 0, seed=example,
                       start_time=START + 10 * example)
     stack.produce(orjson.dumps(e) for e in events)
-    asyncio.run(send(stack.bootstrap, stack.topics.requests, records))
+    stack.send((partition, value, key, [(name, bytes(data)) for name, data in headers])
+               for partition, (value, key, headers) in zip(itertools.cycle(range(4)), records, strict=False))
     produced["valid"] += VALID_PER_EXAMPLE
     produced["hostile"] += len(records)
 

@@ -169,3 +169,19 @@ def listening_addresses(port: int) -> set[str]:
 def test_the_web_port_listens_on_loopback_only(stack: Stack) -> None:
     port = stack.start_worker()
     assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, little-endian hex
+
+
+def test_a_backlog_closes_no_window_early(bootstrap: str, requests_profile_path: Path, tmp_path: Path) -> None:
+    # 500,000 events wait in the topic before the worker starts; partitions report as they catch up.
+    events = 500_000
+    stack = Stack(bootstrap, requests_profile_path, tmp_path, seconds=60)  # idle_seconds: 2
+    try:
+        profile = Profile.load(requests_profile_path)
+        stack.produce(orjson.dumps(e) for e in simulate(profile, events, [], 0, seed=2, start_time=START))
+        stack.start_worker()
+        windows = wait_for(lambda: (w := stack.windows()) and sum(x["events"] for x in w.values()) >= events
+                           and w, 300, f"windows holding {events} events")
+        assert sum(w["events"] for w in windows.values()) == events
+        assert stack.metric("synthdrift_events_total", stream="requests", status="late") == 0
+    finally:
+        stack.stop()

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import live
+from prometheus_client import CollectorRegistry
 
+from monitor.config import KafkaSettings, Topics, WindowSettings, WorkerConfig
 from monitor.core.analyzer import Analyzer
 from monitor.core.columns import Columns
 from monitor.core.profile import Profile
 from monitor.core.windows import Assembler, Partial, Position, Progress, Windowing
+from monitor.export.metrics import Metrics
 from monitor.stream.chunks import Chunk, OpenChunks
+from monitor.stream.merger import Merger
 
 PARTITIONS, PER_PARTITION, CHUNK = 3, 900, 250
 WINDOWING = Windowing(seconds=1.0)
@@ -206,3 +212,38 @@ def test_an_idle_partition_releases_a_window_only_once_a_later_one_has_been_open
     assert assembler.close_ready(now=0) == []
     assembler.progress(Progress((Position("requests", 1, True, 35),)), now=5)
     assert [w.key for w in assembler.close_ready(now=5)] == [0]
+
+
+def test_a_chunk_reread_after_its_window_closed_is_not_late(small_profile: Profile, data: dict) -> None:
+    # The worker died after its last version was merged, before it committed: it sends the chunk again.
+    analyzer = Analyzer(small_profile)
+    assembler = Assembler({}, analyzer.sketcher.empty(), {"requests": 1}, idle_seconds=5)
+    first = read(analyzer, data[0], 0, 0, PER_PARTITION, 100)
+    for partial in first:
+        assembler.add(partial, now=0)
+    assembler.progress(idle(1), now=10)
+    assert sum(w.sketch.events for w in assembler.close_ready(now=10)) == PER_PARTITION
+    again = read(analyzer, data[0], 0, 2 * CHUNK, PER_PARTITION, 100)  # from the last commit it had
+    assert [assembler.add(partial, now=11) for partial in again] == [0] * len(again)
+    assert assembler.late_events() == 0
+
+
+def test_the_merger_judges_closed_windows_and_a_successor_reports_them(small_profile: Profile, data: dict,
+                                                                       tmp_path: Path) -> None:
+    config = WorkerConfig(profile=tmp_path / "profile.json", topics=Topics(requests="requests"),
+                          window=WindowSettings(idle_seconds=5),
+                          kafka=KafkaSettings(partitions=PARTITIONS))
+    store: dict = {}
+    merger = Merger(config, small_profile, Analyzer(small_profile), Metrics(CollectorRegistry(), "small", 10), store)
+    for part in range(PARTITIONS):
+        for partial in read(merger.analyzer, data[part], part, 0, PER_PARTITION, 300):
+            merger.receive(partial.to_bytes(), now=0)
+    merger.receive(idle(PARTITIONS).to_bytes(), now=10)
+    status = merger.status()
+    assert [w["key"] for w in status["windows"]] == [0, 1000, 2000] and status["late"] == 0
+    assert sum(w["events"] for w in status["windows"]) == PARTITIONS * PER_PARTITION
+    successor = Merger(config, small_profile, Analyzer(small_profile), Metrics(CollectorRegistry(), "small", 10),
+                       store)
+    successor.receive(idle(PARTITIONS).to_bytes(), now=11)  # its first message opens the stored state
+    assert [(w["key"], w["events"], w["digest"]) for w in successor.status()["windows"]] == [
+        (w["key"], w["events"], w["digest"]) for w in status["windows"]]

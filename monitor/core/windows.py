@@ -156,7 +156,9 @@ class Assembler:
     Keys of `store` (JSON values, as a Faust table keeps them): `chunk:<source>/<partition>/<first
     offset>` -> the chunk's newest partial as JSON text (one string, not a tree of Python objects:
     ten times less memory), `closed` -> the newest closed window key, `late` -> events that came
-    after their window closed.
+    after their window closed, `done:<source>/<partition>` -> the first offset of the partition's
+    last chunk merged, closed and dropped: a chunk that comes again at or below it is a reread
+    (a worker that died before it committed), not late news.
     """
 
     def __init__(self, store: MutableMapping[str, Any], empty: Sketch, sources: dict[str, int],
@@ -188,6 +190,9 @@ class Assembler:
         previous = self._chunks.get(key)
         if previous is not None and previous.next_offset >= partial.next_offset:
             return 0  # a replay of a version already merged
+        done = self._number(f"done:{partial.source}/{partial.partition}")
+        if previous is None and done is not None and partial.first_offset <= done:
+            return 0  # a chunk merged and dropped already, reread after a restart
         closed = self._number("closed")
         late = 0
         if closed is not None:
@@ -221,6 +226,8 @@ class Assembler:
         for key, partial in list(self._chunks.items()):
             if partial.complete and closed is not None and all(w <= closed for w in partial.windows):
                 del self.store[key], self._chunks[key]
+                done_key = f"done:{partial.source}/{partial.partition}"
+                self.store[done_key] = max(self._number(done_key) or 0, partial.first_offset)
         for window_key in [k for k in self._first_seen if closed is not None and k <= closed]:
             del self._first_seen[window_key]
         return windows

@@ -78,6 +78,8 @@ class Merger:
                         "from the profile")
             self.analyzer.detectors = self.analyzer.seeded_detectors()
         self.alert_states = AlertStates(self.config.alerts, self.store.get("alerts"))
+        if not self.recent:  # a takeover or a restart: the verdicts the last owner reported
+            self.recent.extend(self.store.get("windows") or [])
         return self.assembler
 
     def _judge(self, window: Window) -> list[dict[str, Any]]:
@@ -109,6 +111,9 @@ class Merger:
             "results": [r.to_json() for r in results if r.severity > Severity.OK],
             "coverage_gaps": [g.to_json() for g in gaps[:10]], "detections": detections, "alerts": events,
         })
+        # What /status shows after a takeover: each window's figures, without the details.
+        self.store["windows"] = [{**w, "results": [], "coverage_gaps": [], "detections": [], "alerts": []}
+                                 for w in self.recent]
         log.info("window %s: %d events, worst %s, %d alert events", window.key, window.sketch.events, worst,
                  len(events))
         return events
