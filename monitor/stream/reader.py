@@ -92,8 +92,12 @@ class TrafficReader(ConsumerRebalanceListener):
         await self.producer.start()
         try:
             flushed = polled = time.monotonic()
+            rewind = False
             while True:
                 try:
+                    if rewind:  # in the loop: rewinding asks Kafka for the commits, and may fail too
+                        await self._rewind()
+                        rewind = False
                     batches = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
                     now = time.monotonic()
                     if now - polled > STALL_SECONDS:
@@ -110,7 +114,7 @@ class TrafficReader(ConsumerRebalanceListener):
                 except KafkaError as exc:  # the broker is away, or refused a message: never exit
                     self._complain(exc)
                     await asyncio.sleep(RETRY_SECONDS)
-                    await self._rewind()
+                    rewind = True
         finally:
             await self.consumer.stop()
             await self.producer.stop()
