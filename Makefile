@@ -36,4 +36,4 @@ bench: setup
 	$(PY) benchmarks/worker.py
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .hypothesis
+	rm -rf $(VENV) .demo .pytest_cache .hypothesis .mypy_cache .ruff_cache
