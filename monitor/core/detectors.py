@@ -132,8 +132,8 @@ class DriftDetectors:
 
     def restore(self, data: Any) -> bool:
         """Takes the state `to_json` wrote. Returns False, changing nothing, for a state written by
-        another River, state version or detector setting, or that is malformed: the caller keeps
-        these detectors, seeded from the profile, and says so."""
+        another River, state version or detector setting, or that is malformed: the caller then
+        re-seeds the detectors from the profile, and says so."""
         stamp = (STATE_FORMAT, STATE_VERSION, river_version, self.settings.kind, self.settings.parameters)
         if not isinstance(data, dict) or tuple(data.get(k) for k in ("format", "version", "river", "kind",
                                                                     "parameters")) != stamp:

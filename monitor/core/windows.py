@@ -18,8 +18,9 @@ partition's reader last said in its `Progress` (sent after its partials at every
 with the end of the partition, and nothing new read for `idle_seconds` of polling. A partition it
 has not heard from since it (re)started, or whose last word is older than `idle_seconds`, holds
 every window open: after a start-up behind a backlog, a rebalance or a stalled reader the merger
-waits rather than close windows early. Events that arrive for a closed window are counted as late,
-not merged.
+waits rather than close windows early. An idle partition releases a window only once a later
+window has been open for `idle_seconds` (its reader's highwater may be a fetch old). Events
+that arrive for a closed window are counted as late, not merged.
 """
 
 from __future__ import annotations
@@ -181,8 +182,8 @@ class Assembler:
         for window in partial.windows:
             self._first_seen.setdefault(window, now)
         if partial.windows:
-            where = (partial.source, partial.partition)
-            self._newest[where] = max(self._newest.get(where, max(partial.windows)), max(partial.windows))
+            where, newest = (partial.source, partial.partition), max(partial.windows)
+            self._newest[where] = max(self._newest.get(where, newest), newest)
 
     def add(self, partial: Partial, now: float) -> int:
         """Keeps the newest version of the partial's chunk; returns the events it brought too late."""
