@@ -24,7 +24,8 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from core import FEATURES, columns, profile
 
-from monitor.commands.broker import EmbeddedBroker, ensure_topics, free_port
+from monitor.commands.broker import EmbeddedBroker, free_port
+from monitor.stream.topics import ensure_topics
 
 EVENTS = 300_000
 REPEATS = 3

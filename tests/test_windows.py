@@ -247,3 +247,27 @@ def test_the_merger_judges_closed_windows_and_a_successor_reports_them(small_pro
     successor.receive(idle(PARTITIONS).to_bytes(), now=11)  # its first message opens the stored state
     assert [(w["key"], w["events"], w["digest"]) for w in successor.status()["windows"]] == [
         (w["key"], w["events"], w["digest"]) for w in status["windows"]]
+
+
+def test_a_log_that_begins_again_is_read_as_new_traffic(small_profile: Profile, data: dict) -> None:
+    # The topic was recreated (or an in-memory broker restarted): offsets start at 0 again, with
+    # newer events. Its chunks are not rereads of the old log's, though their offsets are.
+    analyzer = Analyzer(small_profile)
+    assembler = Assembler({}, analyzer.sketcher.empty(), {"requests": 1}, idle_seconds=5)
+    for partial in read(analyzer, data[0], 0, 0, PER_PARTITION, 100):
+        assembler.add(partial, now=0)
+    assembler.progress(idle(1), now=10)
+    assert sum(w.sketch.events for w in assembler.close_ready(now=10)) == PER_PARTITION
+    columns, stamps = data[0]
+    later = (columns, stamps + 3_600_000)
+    for partial in read(analyzer, later, 0, 0, PER_PARTITION, 100):
+        assembler.add(partial, now=20)
+    assembler.progress(idle(1), now=30)
+    assert sum(w.sketch.events for w in assembler.close_ready(now=30)) == PER_PARTITION
+    assert assembler.late_events() == 0
+
+
+def test_offsets_below_the_open_chunk_open_a_new_one() -> None:
+    chunks = OpenChunks(None, WINDOWING, size=10)  # type: ignore[arg-type]
+    assert [c.first_offset for c, _, _ in chunks.runs("t", 0, [13, 14])] == [10]
+    assert [(c.first_offset, c.next_offset) for c, _, _ in chunks.runs("t", 0, [0, 1])] == [(0, 2)]

@@ -6,7 +6,6 @@ topics first, with their partition count), and has no transactions: synthdrift n
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -14,8 +13,6 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
-
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from monitor.core.errors import UsageError
 
@@ -92,20 +89,3 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-
-async def ensure_topics(client_options: dict[str, Any], topics: dict[str, int]) -> None:
-    """Creates the topics that do not exist yet, with the given partition counts."""
-    admin = AIOKafkaAdminClient(**client_options)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(name, partitions, 1) for name, partitions in topics.items() if name not in existing]
-        if missing:
-            await admin.create_topics(missing)
-    finally:
-        await admin.close()
-
-
-def ensure_topics_sync(client_options: dict[str, Any], topics: dict[str, int]) -> None:
-    asyncio.run(ensure_topics(client_options, topics))

@@ -213,25 +213,25 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    import faust.worker
-
     from monitor.config import worker_config
     from monitor.core.profile import Profile
     from monitor.stream.app import create_app
+    from monitor.stream.logs import Worker
     from monitor.stream.topics import topics_to_create
 
     config = worker_config(args.config)
     profile = Profile.load(config.profile)
     _create_topics(config.kafka, topics_to_create(config, profile.spec))
     app = create_app(config, profile)
-    faust.worker.Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return EXIT_OK
 
 
 def _create_topics(kafka: KafkaSettings, topics: dict[str, int]) -> None:
     import logging
 
-    from monitor.commands.broker import BrokerError, ensure_topics_sync
+    from monitor.commands.broker import BrokerError
+    from monitor.stream.topics import ensure_topics_sync
 
     client_log = logging.getLogger("aiokafka")
     level = client_log.level

@@ -23,12 +23,12 @@ import orjson
 import yaml
 
 from monitor.commands import example
-from monitor.commands.broker import EmbeddedBroker, ensure_topics_sync, free_port
+from monitor.commands.broker import EmbeddedBroker, free_port
 from monitor.commands.replay import produce
 from monitor.config import Topics, worker_config
 from monitor.core.profile import build, summary
 from monitor.core.spec import Spec
-from monitor.stream.topics import topics_to_create
+from monitor.stream.topics import ensure_topics_sync, topics_to_create
 
 CLEAR = "\033[2J\033[H"
 COLOURS = {"ok": "\033[32m", "warning": "\033[33m", "critical": "\033[31m", "resolved": "\033[32m"}

@@ -189,12 +189,16 @@ class Assembler:
         """Keeps the newest version of the partial's chunk; returns the events it brought too late."""
         key = f"chunk:{partial.chunk}"
         previous = self._chunks.get(key)
-        if previous is not None and previous.next_offset >= partial.next_offset:
-            return 0  # a replay of a version already merged
+        if (previous is not None and previous.next_offset >= partial.next_offset
+                and partial.windows.keys() <= previous.windows.keys()):
+            return 0  # a replay of a version already merged (a chunk's versions only grow)
         done = self._number(f"done:{partial.source}/{partial.partition}")
-        if previous is None and done is not None and partial.first_offset <= done:
-            return 0  # a chunk merged and dropped already, reread after a restart
         closed = self._number("closed")
+        if (previous is None and done is not None and partial.first_offset <= done and closed is not None
+                and all(window <= closed for window in partial.windows)):
+            # A chunk merged and dropped already (it is dropped once all its windows closed),
+            # reread after a restart. One with newer windows is another log's: a topic recreated.
+            return 0
         late = 0
         if closed is not None:
             for window, sketch in partial.windows.items():

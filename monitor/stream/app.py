@@ -11,6 +11,10 @@ Delivery is at-least-once; counting is exactly-once: see `monitor.core.windows`.
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+import sys
 import tempfile
 import time
 from typing import Any
@@ -24,11 +28,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from monitor.config import WorkerConfig
 from monitor.core.analyzer import Analyzer
 from monitor.core.profile import Profile
+from monitor.core.spec import Spec
 from monitor.export.metrics import Metrics
 from monitor.stream.merger import Merger
 from monitor.stream.reader import TrafficReader
-from monitor.stream.topics import app_id
+from monitor.stream.topics import app_id, changelog, delete_topics
 
+log = logging.getLogger("synthdrift.worker")
 HEALTH_SILENCE_SECONDS = 30.0
 
 
@@ -60,7 +66,8 @@ def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
                        partitions=kafka.partitions)
     state = app.Table("merger", default=None, partitions=kafka.partitions)  # JSON keys and values
     merger = Merger(config, profile, analyzer, metrics, state)
-    reader = TrafficReader(config, profile.spec, analyzer, metrics, app.conf.id, sketches)
+    reader = TrafficReader(config, profile.spec, analyzer, metrics, app.conf.id, sketches,
+                           functools.partial(restart, config, profile.spec))
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def reset_merger(sender: Any, assigned: Any, **kwargs: Any) -> None:
@@ -100,6 +107,23 @@ def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
         return view.json({**merger.status(), "join": join})
 
     return app
+
+
+async def restart(config: WorkerConfig, spec: Spec, lost: list[Any]) -> None:
+    """The broker lost this deployment's log (it kept it in memory and restarted, or the topics
+    were deleted). The merger's changelog and the sketches topic then hold at most what this
+    worker wrote since, about a log that is gone (Faust's recovery can wait forever on such a
+    changelog): delete them and start afresh, in this process, as on a first start (which creates
+    the topics again)."""
+    where = ", ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in lost))
+    log.error("the broker no longer has the offsets this worker committed on %s (restarted without its data, or "
+              "topics deleted): restarting the worker afresh", where)
+    try:
+        await delete_topics(config.kafka.client_options(), [changelog(config, spec), config.topics.sketches])
+    except Exception as exc:  # aiokafka's admin client raises several kinds while a broker is away
+        log.error("could not delete the merger's changelog and sketches: %r", exc)
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def _credentials(config: WorkerConfig) -> Any:

@@ -27,6 +27,7 @@ class Chunk:
         self.first_offset = first_offset
         self.end_offset = first_offset + size
         self.next_offset = first_offset
+        self.sent_offset = first_offset  # the next offset of the last version sent
         self._sketches: dict[int, Sketch] = {}
         # Per window and detector channel, the bin indices of the rows read and their offsets.
         self._indices: dict[int, dict[str, list[np.ndarray]]] = {}
@@ -96,7 +97,9 @@ class OpenChunks:
         first = 0
         while first < len(offsets):
             chunk = self.open.get(key)
-            if chunk is None or offsets[first] >= chunk.end_offset:
+            # Below the open chunk: the partition's log began again (a topic recreated, an
+            # in-memory broker restarted); its old chunk will never complete.
+            if chunk is None or not chunk.first_offset <= offsets[first] < chunk.end_offset:
                 chunk = self.start(source, partition, Chunk.start(offsets[first], self.size))
             last = bisect_left(offsets, chunk.end_offset, lo=first)
             chunk.advance(offsets[last - 1] + 1)

@@ -15,7 +15,7 @@ import logging
 import time
 from bisect import bisect_left
 from operator import attrgetter
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -32,7 +32,7 @@ from monitor.core.windows import Position, Progress
 from monitor.export.metrics import Metrics
 from monitor.stream.chunks import Chunk, OpenChunks
 from monitor.stream.join import JoinBuffer
-from monitor.stream.topics import sources
+from monitor.stream.topics import ensure_topics, sources, topics_to_create
 
 log = logging.getLogger("synthdrift.reader")
 OFFSET = attrgetter("offset")
@@ -51,8 +51,9 @@ class TrafficReader(ConsumerRebalanceListener):
     """Reads the traffic topics in batches and sends each partition's chunk partials to the merger."""
 
     def __init__(self, config: WorkerConfig, spec: Spec, analyzer: Analyzer, metrics: Metrics, app_id: str,
-                 sketches: TopicT) -> None:
+                 sketches: TopicT, on_log_lost: Callable[[list[TopicPartition]], Awaitable[None]]) -> None:
         self.config = config
+        self.on_log_lost = on_log_lost
         self.spec = spec
         self.metrics = metrics
         self.app_id = app_id
@@ -63,11 +64,11 @@ class TrafficReader(ConsumerRebalanceListener):
         self.parsers = {stream: EventParser(spec, stream, config.max_event_bytes) for stream in self.sources.values()}
         self.join = JoinBuffer(config.join.ttl_seconds, config.join.max_pending, config.join.max_bytes)
         self.chunks = OpenChunks(analyzer, config.window.windowing(config.kafka.partitions), config.window.chunk_events)
-        self.sent: dict[TopicPartition, int] = {}  # per partition, the next offset of the last partial sent
         self.heard: dict[TopicPartition, float] = {}  # per partition, when a poll last returned records
         self.rebuild_until: dict[TopicPartition, int] = {}  # offsets below: already counted, for joins only
         self.pending: list[Awaitable[Any]] = []  # partials and dead letters not yet acknowledged
         self.commits: dict[TopicPartition, int] = {}  # chunks completed, committed once `pending` is settled
+        self.committed: set[TopicPartition] = set()  # partitions this process has committed offsets for
         self.failures = 0  # Kafka failures since the last log line
         self.complained = 0.0
         self.settled = time.monotonic()  # when every partial and dead letter sent was last acknowledged
@@ -131,14 +132,21 @@ class TrafficReader(ConsumerRebalanceListener):
         rereads up to `join.rebuild_events` events before that point into the join buffer only, so
         that what was waiting for its other half before a restart or takeover still is."""
         assert self.consumer is not None
+        try:  # a broker that lost its topics (deleted, or kept in memory and restarted) gets them back
+            await ensure_topics(self.config.kafka.client_options(), topics_to_create(self.config, self.spec))
+        except Exception as exc:  # aiokafka's admin client raises several kinds while a broker is away
+            self._complain(exc)
+        committed_offsets = {tp: await self.consumer.committed(tp) for tp in assigned}
+        lost = [tp for tp, offset in committed_offsets.items() if offset is None and tp in self.committed]
+        if lost:  # only a broker that lost the log forgets a live group's commits
+            await self.on_log_lost(lost)
+            return
         size = self.config.window.chunk_events
         lookback = self.config.join.rebuild_events if len(self.sources) > 1 else 0
-        for tp in assigned:
-            committed = await self.consumer.committed(tp)
+        for tp, committed in committed_offsets.items():
             start = Chunk.start(committed, size) if committed else 0
             self.consumer.seek(tp, max(start - lookback, 0))
             self.rebuild_until[tp] = start
-            self.sent.pop(tp, None)
             self.heard[tp] = time.monotonic()
             self.assigned.add(tp)
 
@@ -233,14 +241,14 @@ class TrafficReader(ConsumerRebalanceListener):
         self.metrics.events.labels(stream, "invalid").inc()
         self.metrics.dead_letters.labels(stream, str(invalid.reason)).inc()
 
-    async def _send(self, tp: TopicPartition, chunk: Chunk) -> None:
+    async def _send(self, chunk: Chunk) -> None:
         """Queues the chunk's current version; `_settle` waits for its delivery."""
         self.pending.append(await self.sketches.send(key=self.key, value=chunk.partial().to_bytes()))
-        self.sent[tp] = chunk.next_offset
+        chunk.sent_offset = chunk.next_offset
 
     async def _finish(self, tp: TopicPartition, chunk: Chunk) -> None:
         """Sends a complete chunk's last version; its offsets are committed once it is delivered."""
-        await self._send(tp, chunk)
+        await self._send(chunk)
         self.commits[tp] = chunk.end_offset
 
     async def _flush(self) -> None:
@@ -249,8 +257,8 @@ class TrafficReader(ConsumerRebalanceListener):
         assert self.consumer is not None
         for tp in list(self.assigned):
             chunk = self.chunks.open.get(tp)
-            if chunk is not None and chunk.next_offset > self.sent.get(tp, -1):
-                await self._send(tp, chunk)
+            if chunk is not None and chunk.next_offset > chunk.sent_offset:
+                await self._send(chunk)
         now = time.monotonic()
         positions = []
         lag: dict[str, int] = {}
@@ -279,6 +287,7 @@ class TrafficReader(ConsumerRebalanceListener):
         if self.commits:
             try:
                 await self.consumer.commit(self.commits)
+                self.committed.update(self.commits)
             except (CommitFailedError, IllegalStateError) as exc:  # a rebalance took the partitions away
                 log.info("commit skipped, the next owner rereads those chunks: %s", exc)
             self.commits.clear()

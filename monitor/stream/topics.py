@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from monitor.config import Topics, WorkerConfig
 from monitor.core.spec import Spec
 
@@ -21,10 +26,41 @@ def sources(topics: Topics, spec: Spec) -> dict[str, str]:
     return found
 
 
+def changelog(config: WorkerConfig, spec: Spec) -> str:
+    """The changelog topic of the merger's table (Faust names it after the app and the table)."""
+    return f"{app_id(config, spec)}-merger-changelog"
+
+
 def topics_to_create(config: WorkerConfig, spec: Spec) -> dict[str, int]:
     """Every topic the worker reads or writes, with its partition count: create them before the
     worker starts, since a broker that auto-creates topics may pick another count."""
     topics = config.topics
     names = [topics.requests, topics.predictions, topics.feedback, topics.sketches, topics.alerts, topics.dlq,
-             f"{app_id(config, spec)}-merger-changelog"]
+             changelog(config, spec)]
     return dict.fromkeys(names, config.kafka.partitions)
+
+
+async def ensure_topics(client_options: dict[str, Any], topics: dict[str, int]) -> None:
+    """Creates the topics that do not exist yet, with the given partition counts."""
+    admin = AIOKafkaAdminClient(**client_options)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, partitions, 1) for name, partitions in topics.items() if name not in existing]
+        if missing:
+            await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+def ensure_topics_sync(client_options: dict[str, Any], topics: dict[str, int]) -> None:
+    asyncio.run(ensure_topics(client_options, topics))
+
+
+async def delete_topics(client_options: dict[str, Any], names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(**client_options)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
