@@ -5,6 +5,9 @@ The broker is the embedded tansu unless SYNTHDRIFT_TEST_BOOTSTRAP points at anot
 
 from __future__ import annotations
 
+import random
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
@@ -184,4 +187,34 @@ def test_a_backlog_closes_no_window_early(bootstrap: str, requests_profile_path:
         assert sum(w["events"] for w in windows.values()) == events
         assert stack.metric("synthdrift_events_total", stream="requests", status="late") == 0
     finally:
+        stack.stop()
+
+
+def test_five_kills_over_uneven_partitions_change_no_window(
+        bootstrap: str, requests_profile_path: Path, tmp_path: Path) -> None:
+    # 20,000 events over 4 partitions holding 50%, 25%, 15% and 10% of them, sent in 5 bursts; the
+    # worker is killed with SIGKILL at a random point of each burst and started again.
+    rng = random.Random(7)
+    profile = Profile.load(requests_profile_path)
+    events = [orjson.dumps(e) for e in simulate(profile, 20_000, DRIFT, 10_000, seed=5, start_time=START)]
+    partitions = rng.choices(range(4), weights=[50, 25, 15, 10], k=len(events))
+    stack = Stack(bootstrap, requests_profile_path, tmp_path)
+    reference = stack.same_topics()
+    try:
+        reference.start_worker()
+        port = stack.start_worker()
+        for burst in range(5):
+            part = slice(burst * 4000, (burst + 1) * 4000)
+            sender = threading.Thread(target=stack.send, args=(
+                [(p, e, None, []) for p, e in zip(partitions[part], events[part], strict=True)],))
+            sender.start()
+            time.sleep(rng.uniform(0.2, 3.0))
+            stack.kill(port)
+            sender.join()
+            port = stack.start_worker()
+        expected = window_digests(all_windows(reference, len(events)))
+        assert window_digests(all_windows(stack, len(events))) == expected
+        assert stack.metric("synthdrift_events_total", stream="requests", status="late") == 0
+    finally:
+        reference.stop()
         stack.stop()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, MutableMapping
+from typing import Any, Callable, MutableMapping
 
 import numpy as np
 import orjson
@@ -156,7 +156,8 @@ class Assembler:
 
     Keys of `store` (JSON values, as a Faust table keeps them): `chunk:<source>/<partition>/<first
     offset>` -> the chunk's newest partial as JSON text (one string, not a tree of Python objects:
-    ten times less memory), `closed` -> the newest closed window key, `late` -> events that came
+    ten times less memory), `closed` -> the newest closed window key and the state judging it left
+    (one write: a worker killed while closing a window leaves both or neither), `late` -> events that came
     after their window closed, `done:<source>/<partition>` -> the first offset of the partition's
     last chunk merged, closed and dropped: a chunk that comes again at or below it is a reread
     (a worker that died before it committed), not late news.
@@ -193,7 +194,7 @@ class Assembler:
                 and partial.windows.keys() <= previous.windows.keys()):
             return 0  # a replay of a version already merged (a chunk's versions only grow)
         done = self._number(f"done:{partial.source}/{partial.partition}")
-        closed = self._number("closed")
+        closed = self.closed()
         if (previous is None and done is not None and partial.first_offset <= done and closed is not None
                 and all(window <= closed for window in partial.windows)):
             # A chunk merged and dropped already (it is dropped once all its windows closed),
@@ -217,16 +218,18 @@ class Assembler:
         for position in progress.positions:
             self._positions[(position.source, position.partition)] = (position, now)
 
-    def close_ready(self, now: float) -> list[Window]:
-        """The windows that can close now, oldest first, each removed from the open state."""
-        closed = self._number("closed")
+    def close_ready(self, now: float, judge: Callable[[Window], dict[str, Any]] | None = None) -> list[Window]:
+        """The windows that can close now, oldest first, each removed from the open state. `judge`
+        takes each in turn and returns the state it leaves, kept with the window's closing."""
+        closed = self.closed()
         open_keys = sorted({w for p in self._chunks.values() for w in p.windows if closed is None or w > closed})
         windows = []
         for window in open_keys:
             if not self._ready(window, now):
                 break
-            windows.append(self._assemble(window))
-            self.store["closed"] = window
+            assembled = self._assemble(window)
+            self.store["closed"] = {"window": window, "state": judge(assembled) if judge else {}}
+            windows.append(assembled)
             closed = window
         for key, partial in list(self._chunks.items()):
             if partial.complete and closed is not None and all(w <= closed for w in partial.windows):
@@ -265,6 +268,16 @@ class Assembler:
             if window in partial.blocks:
                 blocks.append((partial.source, partial.partition, partial.blocks[window]))
         return Window(window, sketch, blocks)
+
+    def closed(self) -> int | None:
+        """The newest closed window's key."""
+        value = self.store.get("closed")
+        return None if value is None else int(value["window"])
+
+    def judged_state(self) -> dict[str, Any]:
+        """The state judging the newest closed window left."""
+        value = self.store.get("closed")
+        return {} if value is None else dict(value["state"])
 
     def late_events(self) -> int:
         return self._number("late") or 0

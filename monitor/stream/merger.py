@@ -2,8 +2,9 @@
 
 Partials (a few per second) reach one merger per model through the Faust topic `sketches`. The
 merger keeps its state in a store (the Faust table `merger`, whose changelog lets whichever worker
-takes over recover it): the newest version of every open chunk, the last closed window, the late
-count, and the detector and alert states, all as data (JSON), never pickle.
+takes over recover it): the newest version of every open chunk, the late count, and the last
+closed window with the detector and alert states and window figures that judging it left (in one
+write), all as data (JSON), never pickle.
 """
 
 from __future__ import annotations
@@ -60,7 +61,14 @@ class Merger:
                 self.metrics.events.labels("requests", "late").inc(late)
         else:
             assembler.progress(message, now)
-        return [event for window in assembler.close_ready(now) for event in self._judge(window)]
+        events: list[dict[str, Any]] = []
+
+        def judge(window: Window) -> dict[str, Any]:
+            events.extend(self._judge(window))
+            return self._state()
+
+        assembler.close_ready(now, judge)
+        return events
 
     def status(self) -> dict[str, Any]:
         """What /status shows: the last windows' verdicts, the events that came after their window
@@ -72,15 +80,23 @@ class Merger:
     def _open(self) -> Assembler:
         self.assembler = Assembler(self.store, self.analyzer.sketcher.empty(), self.partitions,
                                    self.config.window.idle_seconds)
-        detectors = self.store.get("detectors")
+        state = self.assembler.judged_state()
+        detectors = state.get("detectors")
         if detectors is not None and not self.analyzer.detectors.restore(detectors):
             log.warning("the stored detector state is from another version or setting: detectors re-seeded "
                         "from the profile")
             self.analyzer.detectors = self.analyzer.seeded_detectors()
-        self.alert_states = AlertStates(self.config.alerts, self.store.get("alerts"))
+        self.alert_states = AlertStates(self.config.alerts, state.get("alerts"))
         if not self.recent:  # a takeover or a restart: the verdicts the last owner reported
-            self.recent.extend(self.store.get("windows") or [])
+            self.recent.extend(state.get("windows") or [])
         return self.assembler
+
+    def _state(self) -> dict[str, Any]:
+        """What a successor needs after the window just judged: detector and alert states, and the
+        windows' figures /status shows (without their details)."""
+        windows = [{**w, "results": [], "coverage_gaps": [], "detections": [], "alerts": []} for w in self.recent]
+        return {"detectors": self.analyzer.detectors.to_json(), "alerts": self.alert_states.to_json(),
+                "windows": windows}
 
     def _judge(self, window: Window) -> list[dict[str, Any]]:
         """Statistics, detectors and metrics for one closed window; returns its alert events."""
@@ -103,17 +119,12 @@ class Merger:
         events = [alert_event(change, context, self.config.drift) for change in self.alert_states.advance(results)]
         for event in events:
             metrics.alerts.labels(profile.spec.model, event["state"]).inc()
-        self.store["detectors"] = analyzer.detectors.to_json()
-        self.store["alerts"] = self.alert_states.to_json()
         worst = max((r.severity for r in results), default=Severity.OK)
         self.recent.append({
             "key": window.key, "events": window.sketch.events, "digest": window.sketch.digest(), "worst": str(worst),
             "results": [r.to_json() for r in results if r.severity > Severity.OK],
             "coverage_gaps": [g.to_json() for g in gaps[:10]], "detections": detections, "alerts": events,
         })
-        # What /status shows after a takeover: each window's figures, without the details.
-        self.store["windows"] = [{**w, "results": [], "coverage_gaps": [], "detections": [], "alerts": []}
-                                 for w in self.recent]
         log.info("window %s: %d events, worst %s, %d alert events", window.key, window.sketch.events, worst,
                  len(events))
         return events
