@@ -32,6 +32,10 @@ class Analyzer:
         self._references = {c.name: np.array([profile.reference_probabilities(c, g) for g in range(len(groups))])
                             for c in channels}
         self._novel = {c.name: c.bins.novel for c in channels}
+        # Per channel, the reference's rows behind each group's distribution and missing rate: its
+        # own sampling noise is part of every bound (see `calibration`).
+        self._reference_sizes = {c.name: (counts[:, :-1].sum(axis=1), counts.sum(axis=1))
+                                 for c in channels for counts in [profile.reference.counts[c.name]]}
         self._features: dict[str, list[Channel]] = {}
         for channel in channels:
             self._features.setdefault(channel.feature, []).append(channel)
@@ -110,9 +114,10 @@ class Analyzer:
             stats[statistic] = np.where(sizes > 0, values, np.nan)
             threshold = self.settings.threshold(channel.feature, statistic)
             lowered = Threshold(threshold.warning * ratio, threshold.critical * ratio)
+            reference_sizes = self._reference_sizes[channel.name][int(statistic == "missing_rate_change")]
             for g in np.flatnonzero(sizes >= self.settings.min_events):
                 bound = self.bounds.bound((channel.name, int(g)), reference[g], self._novel[channel.name], statistic,
-                                          int(sizes[g]))
+                                          int(sizes[g]), int(reference_sizes[g]))
                 value = abs(values[g]) if statistic == "missing_rate_change" else values[g]
                 verdict = int(judge(float(value), threshold, bound))
                 hold[g] = max(hold[g], int(judge(float(value), lowered, bound)))

@@ -8,6 +8,12 @@ null distribution of every binned statistic is known without any live data:
 - PSI is simulated on multinomial windows drawn from the reference, and a scaled chi-square
   fitted to the simulated values by moments gives the far tail that a few hundred draws cannot.
 
+The reference is itself a sample (a segment of a synthetic set may have a few hundred rows), so
+given its size m the null is two-sample: shares follow the beta-binomial posterior predictive of
+the reference's count (Jeffreys prior), and PSI is simulated between a reference of m and a window
+of n both drawn from the smoothed reference, where a bin the reference never filled gets the
+Jeffreys half-count instead of the statistic's 1e-4 floor.
+
 The tail probability is the false-alarm rate divided by the number of tests in a window
 (Bonferroni), so a stable stream raises at most that rate of false alarms per window. Window
 sizes are rounded down to a geometric grid, which keeps the cache small and errs on the safe side.
@@ -16,7 +22,7 @@ sizes are rounded down to a geometric grid, which keeps the cache small and errs
 from __future__ import annotations
 
 import math
-from typing import Hashable
+from typing import Any, Hashable
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -56,36 +62,57 @@ class NullBounds:
         self._rng = np.random.default_rng(seed)
         self._cache: dict[tuple[Hashable, str, int], float] = {}
 
-    def bound(self, key: Hashable, reference: np.ndarray, novel: np.ndarray, statistic: str, n: int) -> float:
+    def bound(self, key: Hashable, reference: np.ndarray, novel: np.ndarray, statistic: str, n: int,
+              reference_size: int | None = None) -> float:
         """The (1 - tail) quantile of `statistic` on n-event windows of the reference.
 
         `n` counts the elements the statistic is about: the non-missing ones for distributions and
-        shares, all of them for the missing rate.
+        shares, all of them for the missing rate; `reference_size` counts them in the reference
+        (None: the reference is exact).
+
+        >>> reference, novel = np.array([0.9, 0.1, 0.0]), np.array([False, True, False])
+        >>> exact, sampled = (NullBounds(1e-4).bound("p", reference, novel, "unseen_share", 1000, m)
+        ...                   for m in (None, 300))
+        >>> 0 < exact < sampled
+        True
         """
         size = grid(n)
         cache_key = (key, statistic, size)
         if cache_key not in self._cache:
-            self._cache[cache_key] = self._compute(reference, novel, statistic, size)
+            self._cache[cache_key] = self._compute(reference, novel, statistic, size, reference_size)
         return self._cache[cache_key]
 
-    def _compute(self, reference: np.ndarray, novel: np.ndarray, statistic: str, n: int) -> float:
+    def _compute(self, reference: np.ndarray, novel: np.ndarray, statistic: str, n: int, m: int | None) -> float:
         if statistic == "missing_rate_change":
             rate = float(missing_rate(reference))
-            if rate == 0.0:
+            if m is None and rate == 0.0:
                 return 0.0
-            # Judged on the absolute change: a two-sided binomial bound.
-            upper = scipy_stats.binom.ppf(1 - self.tail / 2, n, rate) / n - rate
-            lower = rate - scipy_stats.binom.ppf(self.tail / 2, n, rate) / n
-            return float(max(upper, lower))
+            # Judged on the absolute change: a two-sided bound.
+            window = self._window_count(rate, n, m)
+            return float(max(window.ppf(1 - self.tail / 2) / n - rate, rate - window.ppf(self.tail / 2) / n))
         if statistic != "psi":
             rate = float(share(reference, novel))
-            if rate == 0.0:  # nothing there in the synthetic data: any live mass is significant
+            if m is None and rate == 0.0:  # nothing there in an exact reference: any live mass is significant
                 return 0.0
-            return float(scipy_stats.binom.ppf(1 - self.tail, n, rate) / n - rate)
+            return float(self._window_count(rate, n, m).ppf(1 - self.tail) / n - rate)
         present = reference[:-1] / max(reference[:-1].sum(), 1e-300)
-        draws = self._rng.multinomial(n, present, size=DRAWS)
-        values = JUDGED["psi"].function(reference, np.column_stack((draws, np.zeros(DRAWS))), novel)
+        missing = np.zeros((DRAWS, 1))
+        if m is None:
+            references = np.broadcast_to(reference, (DRAWS, len(reference)))
+        else:
+            present = (present * m + 0.5) / (m + 0.5 * len(present))
+            references = np.column_stack((self._rng.multinomial(m, present, size=DRAWS), missing))
+        windows = np.column_stack((self._rng.multinomial(n, present, size=DRAWS), missing))
+        values = JUDGED["psi"].function(references, windows, novel)
         return scaled_chi_square_quantile(values, 1 - self.tail)
+
+    @staticmethod
+    def _window_count(rate: float, n: int, m: int | None) -> Any:
+        """The distribution of a window's count at a reference rate: binomial when the reference
+        is exact, else beta-binomial around the reference's count (Jeffreys prior)."""
+        if m is None:
+            return scipy_stats.binom(n, rate)
+        return scipy_stats.betabinom(n, rate * m + 0.5, (1 - rate) * m + 0.5)
 
 
 def scaled_chi_square_quantile(values: np.ndarray, level: float) -> float:

@@ -69,6 +69,9 @@ class TrafficReader(ConsumerRebalanceListener):
         self.pending: list[Awaitable[Any]] = []  # partials and dead letters not yet acknowledged
         self.commits: dict[TopicPartition, int] = {}  # chunks completed, committed once `pending` is settled
         self.committed: set[TopicPartition] = set()  # partitions this process has committed offsets for
+        # Per partition, one past the last offset counted in the metrics: records reread after a
+        # rewind or a rebalance are sketched again (partials replace) but not counted again.
+        self.counted: dict[TopicPartition, int] = {}
         self.failures = 0  # Kafka failures since the last log line
         self.complained = 0.0
         self.settled = time.monotonic()  # when every partial and dead letter sent was last acknowledged
@@ -187,12 +190,14 @@ class TrafficReader(ConsumerRebalanceListener):
         records joined to the chunk; returns the columns of valid requests, with their offsets and
         record timestamps."""
         events, invalid = self.parsers[stream].parse_many([record.value for record in records])
-        for index, reason in invalid.items():
-            self._dead_letter(tp, stream, records[index], reason)
+        counted = self.counted.get(tp, 0)
+        for index, reason in invalid.items():  # dead letters are at-least-once: sent again when reread
+            self._dead_letter(tp, stream, records[index], reason, count=records[index].offset >= counted)
         kept = [r for i, r in enumerate(records) if i not in invalid] if invalid else records
         offsets = np.fromiter((r.offset for r in kept), np.int64, len(kept))
         stamps = np.fromiter((r.timestamp for r in kept), np.int64, len(kept))
-        self.metrics.events.labels(stream, "valid").inc(len(events))
+        self.metrics.events.labels(stream, "valid").inc(int((offsets >= counted).sum()))
+        self.counted[tp] = max(counted, records[-1].offset + 1)
         if not events:
             return None
         requests = (to_columns(events, self.spec), offsets, stamps) if stream == "requests" else None
@@ -222,7 +227,7 @@ class TrafficReader(ConsumerRebalanceListener):
         return self.join.feedback(request_id, event["label"], event.get("provenance"), now)
 
     def _dead_letter(self, tp: TopicPartition, stream: str, record: ConsumerRecord[Any, bytes],
-                     invalid: Invalid) -> None:
+                     invalid: Invalid, count: bool) -> None:
         assert self.producer is not None
         value, key = record.value, record.key
         headers = [("synthdrift.reason", str(invalid.reason).encode()),
@@ -238,8 +243,9 @@ class TrafficReader(ConsumerRebalanceListener):
             value = value[:DEAD_LETTER_BYTES - len(key or b"")] if value else value
         self.pending.append(asyncio.ensure_future(self._deliver(
             self.producer.send(self.config.topics.dlq, value=value, key=key, headers=headers))))
-        self.metrics.events.labels(stream, "invalid").inc()
-        self.metrics.dead_letters.labels(stream, str(invalid.reason)).inc()
+        if count:
+            self.metrics.events.labels(stream, "invalid").inc()
+            self.metrics.dead_letters.labels(stream, str(invalid.reason)).inc()
 
     async def _send(self, chunk: Chunk) -> None:
         """Queues the chunk's current version; `_settle` waits for its delivery."""
