@@ -73,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
                            help="exit 1 when any window reaches this severity (a CI gate)")
     check_cmd.set_defaults(run=_check)
 
+    gap_cmd = commands.add_parser("gap", help="report where a table of real rows differs from the synthetic profile")
+    gap_cmd.add_argument("--profile", required=True, type=Path)
+    gap_cmd.add_argument("--input", required=True, type=Path, help="real rows (.csv, .jsonl, .parquet), as the "
+                         "training table")
+    gap_cmd.add_argument("--format", choices=("text", "json"), default="text")
+    gap_cmd.add_argument("--all", action="store_true", help="every feature and segment, not only those that differ")
+    gap_cmd.add_argument("--config", type=Path, help="monitor.yaml: thresholds, false-alarm rate")
+    gap_cmd.set_defaults(run=_gap)
+
     worker_cmd = commands.add_parser("worker", help="run the streaming monitor on Kafka")
     worker_cmd.add_argument("--config", type=Path, help="monitor.yaml (SYNTHDRIFT_* variables override it)")
     worker_cmd.add_argument("--loglevel", default="warning", choices=("debug", "info", "warning", "error"))
@@ -191,6 +200,26 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print(render_text(report))
     return EXIT_FAILED_GATE if reached(report, args.fail_on) else EXIT_OK
+
+
+def _gap(args: argparse.Namespace) -> int:
+    import orjson
+
+    from monitor.config import drift_settings, load_yaml
+    from monitor.core.columns import concatenate
+    from monitor.core.gap import reality_gap, render_text
+    from monitor.core.profile import Profile
+    from monitor.core.tables import read_chunks
+
+    settings = drift_settings(load_yaml(args.config))
+    profile = Profile.load(args.profile)
+    gaps = reality_gap(profile, concatenate(list(read_chunks(args.input, profile.spec))), settings)
+    if args.format == "json":
+        shown = [g.to_json() for g in gaps if args.all or g.result.severity]
+        sys.stdout.buffer.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+    else:
+        print(render_text(gaps, everything=args.all))
+    return EXIT_OK
 
 
 def _stop_on_signals() -> None:

@@ -36,8 +36,13 @@ def psi(reference: np.ndarray, live: np.ndarray) -> np.ndarray:
     >>> round(float(psi(np.array([0.5, 0.5]), np.array([0.9, 0.1]))), 3)  # exactly 0.879 without the floor
     0.878
     """
+    return np.sum(psi_terms(reference, live), axis=-1)
+
+
+def psi_terms(reference: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """Each bin's share of the PSI: which bins carry the difference."""
     p, q = _floored(reference), _floored(live)
-    return np.sum((q - p) * np.log(q / p), axis=-1)
+    return (q - p) * np.log(q / p)
 
 
 def js_distance(reference: np.ndarray, live: np.ndarray) -> np.ndarray:
