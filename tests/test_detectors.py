@@ -12,7 +12,9 @@ import pytest
 from conftest import live
 
 from monitor.core.analyzer import Analyzer
+from monitor.core.detectors import DriftDetectors
 from monitor.core.profile import Profile
+from monitor.core.severity import Severity
 from monitor.core.types import DetectorKind, DetectorSettings, DriftSettings
 
 
@@ -71,3 +73,32 @@ class _Exploit:
 
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (Path(self.path).touch, ())  # type: ignore[return-value]
+
+
+def test_a_firing_without_an_effect_that_matters_is_not_reported(small_profile: Profile) -> None:
+    # A shift of 0.16 sd of log amount: River notices it, but its PSI (0.02) stays far below 0.1.
+    def detections(analyzer: Analyzer) -> list:
+        rng = np.random.default_rng(11)
+        analyzer.observe(live(rng, 10_000), np.arange(10_000))
+        return analyzer.observe(live(rng, 40_000, shift=0.08), np.arange(10_000, 50_000))[1]
+
+    analyzer = Analyzer(small_profile)
+    assert [d for d in detections(analyzer) if d.feature == "amount"] == []
+    lenient = Analyzer(small_profile)
+    lenient.detectors = DriftDetectors(small_profile.channels, {c.name: lenient._references[c.name][0]
+                                                                for c in small_profile.channels},
+                                       DetectorSettings(), lambda *_: Severity.WARNING, lambda *_: 0.0, {})
+    assert [d for d in detections(lenient) if d.feature == "amount" and d.signal != "novel"]
+
+
+def test_a_new_category_is_detected_within_a_few_blocks(small_profile: Profile) -> None:
+    rng = np.random.default_rng(12)
+    analyzer = Analyzer(small_profile)
+    _, before = analyzer.observe(live(rng, 20_000), np.arange(20_000))
+    columns = live(rng, 2000)
+    columns["channel"][rng.random(2000) < 0.08] = "fax"  # a channel the synthetic data never had
+    _, after = analyzer.observe(columns, np.arange(20_000, 22_000))
+    assert before == []
+    novel = [d for d in after if d.feature == "channel"]
+    assert novel and novel[0].signal == "novel" and novel[0].offset < 20_000 + 300
+    assert [d.signal for d in novel].count("novel") == 1  # once as it rises, not at every block

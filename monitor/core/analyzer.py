@@ -18,6 +18,8 @@ from monitor.core.severity import Severity, Threshold, judge
 from monitor.core.sketch import Sketch
 from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureResult
 
+BLOCK_LOOKS = 1000
+
 
 class Analyzer:
     """Compares live windows with a synthetic profile: `observe` sketches a batch and feeds the
@@ -41,6 +43,9 @@ class Analyzer:
             self._features.setdefault(channel.feature, []).append(channel)
         tests = sum(len(c.judged) for c in channels) * len(groups)
         self.bounds = NullBounds(tail=self.settings.false_alarm_rate / tests)
+        # Detector blocks are judged at every block, not once a window: at most the false-alarm
+        # rate over all channels per `BLOCK_LOOKS` blocks (100,000 events at the default block).
+        self.block_bounds = NullBounds(tail=self.settings.false_alarm_rate / (len(channels) * BLOCK_LOOKS))
         self.detectors = self.seeded_detectors()
 
     def seeded_detectors(self) -> DriftDetectors:
@@ -48,7 +53,9 @@ class Analyzer:
         warmup = self.sketcher.encode(self.profile.sample)
         return DriftDetectors(
             self.profile.channels, {c.name: self._references[c.name][0] for c in self.profile.channels},
-            self.settings.detector, self.blocks({name: e.index for name, e in warmup.items() if e.owner is None}))
+            self.settings.detector, self.judge_counts,
+            lambda channel, statistic: self.settings.threshold(channel.feature, statistic).warning,
+            self.blocks({name: e.index for name, e in warmup.items() if e.owner is None}))
 
     def _size(self, channel: str) -> int:
         return self.profile.reference.counts[channel].shape[1]
@@ -126,6 +133,24 @@ class Analyzer:
                 if verdict and verdict == severity[g]:
                     breaches[g].append(statistic)
         return {k: v.tolist() for k, v in stats.items()}, severity.tolist(), hold.tolist(), breaches
+
+    def judge_counts(self, channel: Channel, counts: np.ndarray, judged: tuple[str, ...]) -> Severity:
+        """The severity that all-traffic counts of one channel (a few detector blocks) would get
+        as a window, on these statistics: large and significant."""
+        reference, novel = self._references[channel.name][0], self._novel[channel.name]
+        present_rows, total_rows = self._reference_sizes[channel.name]
+        worst = Severity.OK
+        for statistic in judged:
+            missing = statistic == "missing_rate_change"
+            n = int(counts.sum() if missing else counts[:-1].sum())
+            if n < self.settings.min_events:
+                continue
+            value = float(statistics.JUDGED[statistic].function(reference, counts, novel))
+            bound = self.block_bounds.bound((channel.name, 0), reference, novel, statistic, n,
+                                            int((total_rows if missing else present_rows)[0]))
+            worst = max(worst, judge(abs(value) if missing else value,
+                                     self.settings.threshold(channel.feature, statistic), bound))
+        return worst
 
     def coverage_gaps(self, sketch: Sketch) -> list[CoverageGap]:
         """Segment values and categories the synthetic data never had, largest first."""

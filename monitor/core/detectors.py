@@ -12,6 +12,14 @@ detectors read count vectors: a block sketched by several workers and merged giv
 input as one worker would. The per-event Python loop River needs runs once per block, not once
 per event and feature. Before the first live block, each detector is fed blocks of the profile's
 reservoir sample, so the window it compares against starts out as the synthetic data.
+
+River tests significance only: on real data it fired on changes too small to matter. A firing is
+reported once the last `RECENT_BLOCKS` blocks, judged as a window is (an effect-size threshold
+and a calibrated bound, see `severity`), reach a warning, within `CONFIRM_BLOCKS` blocks; else it
+is dropped. A third signal, `novel`, needs no River detector: the share of values outside the
+synthetic range or in categories it never had, over the last `NOVEL_BLOCKS` blocks, judged the
+same way (a new category taking 8% of traffic shows within ~300 events, where the location
+detector took ~2,500); it fires as it rises to a warning, and again only after it fell back.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import base64
 import random
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from river import __version__ as river_version
@@ -27,6 +35,7 @@ from river import drift
 from river.base import DriftDetector
 
 from monitor.core.channels import CategoryBins, Channel, NumericBins
+from monitor.core.severity import Severity
 from monitor.core.types import Detection, DetectorSettings
 
 DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
@@ -35,7 +44,13 @@ DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "kswin": {"alpha": 0.0001, "window_size": 100, "stat_size": 30, "seed": 0},
 }
 STATE_FORMAT = "synthdrift-detectors"
-STATE_VERSION = 1
+STATE_VERSION = 2
+RECENT_BLOCKS = 10  # judged to confirm a River firing
+CONFIRM_BLOCKS = 10  # blocks after a firing in which the effect must show
+NOVEL_BLOCKS = 3  # judged for the novel signal
+NOVEL_STATISTICS = ("out_of_range_share", "unseen_share")
+# (channel, all-traffic bin counts, statistics) -> the severity a window with those counts would get
+Judge = Callable[[Channel, np.ndarray, tuple[str, ...]], Severity]
 
 
 def create_detector(settings: DetectorSettings) -> DriftDetector:
@@ -76,7 +91,8 @@ def block_ends(offsets: np.ndarray, block: int) -> np.ndarray:
 
 
 class DriftDetectors:
-    """A location and a spread detector for every distribution channel, on all traffic.
+    """A location and a spread detector for every distribution channel, on all traffic, and the
+    novel share of those that can have values the synthetic data never had.
 
     `update` takes per channel the bin counts of consecutive blocks and the stream offset of each
     block's last event; it returns the detections, each at the offset of its block's end.
@@ -85,8 +101,12 @@ class DriftDetectors:
     SIGNALS = ("location", "spread")
 
     def __init__(self, channels: tuple[Channel, ...], references: dict[str, np.ndarray],
-                 settings: DetectorSettings, warmup: dict[str, np.ndarray]) -> None:
+                 settings: DetectorSettings, judge: Judge, floor: Callable[[Channel, str], float],
+                 warmup: dict[str, np.ndarray]) -> None:
+        """`judge` gives the severity counts would get as a window; `floor`, a statistic's lowest
+        threshold for a channel."""
         self.settings = settings
+        self.judge = judge
         self.channels = [c for c in channels if isinstance(c.bins, (NumericBins, CategoryBins))]
         self._weights: dict[str, np.ndarray] = {}
         self._null: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -98,7 +118,14 @@ class DriftDetectors:
             present = references[channel.name][:-1] / max(float(references[channel.name][:-1].sum()), 1e-300)
             mean = present @ signals
             self._null[channel.name] = (mean, np.sqrt(np.maximum(present @ signals**2 - mean**2, 1e-12)))
+        self._novel = {c.name: tuple(s for s in c.judged if s in NOVEL_STATISTICS) for c in self.channels}
+        self._novel_bins = {c.name: np.flatnonzero(c.bins.novel).tolist() for c in self.channels}
+        self._novel_floor = {c.name: min((floor(c, s) for s in self._novel[c.name]), default=0.0)
+                             for c in self.channels}
         self._detectors = {f"{c.name}|{s}": create_detector(settings) for c in self.channels for s in self.SIGNALS}
+        self._recent = {c.name: deque[list[int]](maxlen=RECENT_BLOCKS) for c in self.channels}
+        self._pending: dict[str, int] = {}  # River firings not yet confirmed -> blocks left to confirm them
+        self._novel_on: set[str] = set()  # channels whose novel share is at a warning or above
         self.update(warmup, {name: np.full(len(counts), -1) for name, counts in warmup.items()})
 
     def update(self, blocks: dict[str, np.ndarray], ends: dict[str, np.ndarray]) -> list[Detection]:
@@ -113,22 +140,58 @@ class DriftDetectors:
             # signal-to-noise ratio, and a block of n events and one of 2n weigh alike.
             null_mean, null_sd = self._null[channel.name]
             means = (means - null_mean) / null_sd * np.sqrt(np.maximum(present, 1))[:, None]
-            for signal, column in zip(self.SIGNALS, means.T, strict=True):
-                detector = self._detectors[f"{channel.name}|{signal}"]
-                for value, n, end in zip(column.tolist(), present.tolist(), ends[channel.name].tolist(), strict=True):
-                    if not n:
-                        continue
-                    detector.update(value)
-                    if detector.drift_detected and end >= 0:
-                        found.append(Detection(channel.feature, channel.name, signal, self.settings.kind, end))
+            rows = zip(counts.tolist(), present.tolist(), means.tolist(), ends[channel.name].tolist(), strict=True)
+            for block, n, signals, end in rows:
+                if n:
+                    found += self._update_block(channel, block, signals, end)
         return sorted(found, key=lambda d: d.offset)
+
+    def _update_block(self, channel: Channel, block: list[int], signals: list[float], end: int) -> list[Detection]:
+        """One block through the channel's detectors; a negative `end` marks a warm-up block."""
+        self._recent[channel.name].append(block)
+        found = []
+        for signal, value in zip(self.SIGNALS, signals, strict=True):
+            key = f"{channel.name}|{signal}"
+            detector = self._detectors[key]
+            detector.update(value)
+            if detector.drift_detected and end >= 0:
+                self._pending[key] = CONFIRM_BLOCKS
+            if key in self._pending:
+                if self._effect(channel, RECENT_BLOCKS, channel.judged) >= Severity.WARNING:
+                    del self._pending[key]
+                    found.append(Detection(channel.feature, channel.name, signal, self.settings.kind, end))
+                else:
+                    self._pending[key] -= 1
+                    if not self._pending[key]:
+                        del self._pending[key]
+        if self._novel[channel.name] and end >= 0:
+            novel = self._novel_share(channel) >= self._novel_floor[channel.name] and \
+                self._effect(channel, NOVEL_BLOCKS, self._novel[channel.name]) >= Severity.WARNING
+            if novel and channel.name not in self._novel_on:
+                found.append(Detection(channel.feature, channel.name, "novel", "novelty", end))
+            (self._novel_on.add if novel else self._novel_on.discard)(channel.name)
+        return found
+
+    def _novel_share(self, channel: Channel) -> float:
+        """The novel share of the last `NOVEL_BLOCKS` blocks, in plain Python: it runs every block,
+        and judging (which it spares while the share is below every threshold) costs far more."""
+        recent = list(self._recent[channel.name])[-NOVEL_BLOCKS:]
+        novel = sum(block[i] for block in recent for i in self._novel_bins[channel.name])
+        return novel / max(sum(sum(block[:-1]) for block in recent), 1)
+
+    def _effect(self, channel: Channel, blocks: int, statistics: tuple[str, ...]) -> Severity:
+        """The severity the channel's last `blocks` blocks would get as a window."""
+        recent = list(self._recent[channel.name])[-blocks:]
+        return self.judge(channel, np.sum(recent, axis=0), statistics)
 
     def to_json(self) -> dict[str, Any]:
         """The detectors' state as data, never pickle (whoever can write the changelog topic must
         not run code in the worker), stamped with the River version whose internals it records."""
         return {"format": STATE_FORMAT, "version": STATE_VERSION, "river": river_version,
                 "kind": self.settings.kind, "parameters": self.settings.parameters,
-                "detectors": {key: _encode(vars(detector)) for key, detector in self._detectors.items()}}
+                "detectors": {key: _encode(vars(detector)) for key, detector in self._detectors.items()},
+                "recent": {name: list(blocks) for name, blocks in self._recent.items()},
+                "pending": self._pending, "novel_on": sorted(self._novel_on)}
 
     def restore(self, data: Any) -> bool:
         """Takes the state `to_json` wrote. Returns False, changing nothing, for a state written by
@@ -145,9 +208,13 @@ class DriftDetectors:
         try:
             for key, state in states.items():
                 restored[key] = _decode(create_detector(self.settings), state)
+            recent = {name: deque((_blocks(b, len(self._weights[name])) for b in data["recent"][name]),
+                                  maxlen=RECENT_BLOCKS) for name in self._recent}
+            pending = {str(k): int(v) for k, v in data["pending"].items() if k in self._detectors}
+            novel_on = {str(name) for name in data["novel_on"] if name in self._recent}
         except (TypeError, ValueError, KeyError, AttributeError):
             return False
-        self._detectors = restored
+        self._detectors, self._recent, self._pending, self._novel_on = restored, recent, pending, novel_on
         return True
 
 
@@ -192,6 +259,12 @@ def _decode(current: Any, data: Any) -> Any:
         return current
     if type(data) is not type(current) and not (isinstance(data, (int, float)) and isinstance(current, (int, float))):
         raise TypeError(f"expected {type(current).__name__}, got {type(data).__name__}")
+    return data
+
+
+def _blocks(data: Any, size: int) -> list[int]:
+    if not isinstance(data, list) or len(data) != size or not all(isinstance(v, int) for v in data):
+        raise TypeError(f"expected {size} bin counts")
     return data
 
 
