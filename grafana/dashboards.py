@@ -91,7 +91,11 @@ def overview() -> dict[str, Any]:
               [target('max by (field, value) (synthdrift_coverage_gap_share{model="$model"})', "{{field}}={{value}}",
                       instant=True)], fieldConfig={"defaults": {"unit": "percentunit"}}),
         panel("timeseries", "PSI by feature, all traffic",
-              [target('synthdrift_feature_drift_score{model="$model", segment="all", statistic="psi"}', "{{feature}}")],
+              [target('synthdrift_feature_drift_score{model="$model", segment="all", statistic="psi"}',
+                      "{{feature}} against {{reference}}")], width=24),
+        panel("timeseries", "Reality gap: PSI against the synthetic data, live and standing (with an organic baseline)",
+              [target('synthdrift_reality_gap_psi{model="$model", segment="all"}', "{{feature}} live"),
+               target('synthdrift_reality_gap_standing_psi{model="$model", segment="all"}', "{{feature}} standing")],
               width=24),
     ])
 

@@ -153,6 +153,7 @@ class JoinSettings:
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
     profile: Path
+    baseline: Path | None = None  # an organic baseline of the profile: drift is judged against it
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     topics: Topics = field(default_factory=Topics)
     window: WindowSettings = field(default_factory=WindowSettings)
@@ -188,6 +189,7 @@ def worker_config(path: str | Path | None, environ: Mapping[str, str] = os.envir
         raise ConfigError("window: set seconds or events")
     return WorkerConfig(
         profile=Path(data["profile"]),
+        baseline=Path(data["baseline"]) if data.get("baseline") else None,
         kafka=kafka_settings(data),
         topics=Topics(**data.get("topics", {})),
         window=WindowSettings(**window),

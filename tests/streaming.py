@@ -31,7 +31,7 @@ class Stack:
     """One synthdrift deployment under test: its topics, its consumer group, its workers."""
 
     def __init__(self, bootstrap: str, profile: Path, directory: Path, topics: Topics | None = None,
-                 **window: Any) -> None:
+                 baseline: Path | None = None, **window: Any) -> None:
         self.bootstrap = bootstrap
         self.directory = directory
         suffix = uuid.uuid4().hex[:8]
@@ -45,6 +45,7 @@ class Stack:
             "window": {"seconds": 2, "idle_seconds": 2, "chunk_events": 500, "flush_seconds": 0.3, **window},
             "alerts": {"enter_windows": 1},
             "drift": {"min_events": 50},
+            **({"baseline": str(baseline)} if baseline else {}),
         }))
         self.workers: list[tuple[subprocess.Popen[bytes], int]] = []
 

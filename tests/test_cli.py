@@ -126,3 +126,20 @@ def test_a_worker_that_cannot_reach_kafka_stops_with_one_line(files: dict[str, P
     assert main(["worker", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("synthdrift: error: cannot reach Kafka at 127.0.0.1:1") and err.count("\n") == 1
+
+
+def test_an_organic_baseline_judges_drift_and_the_profile_the_gap(files: dict[str, Path], tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    baseline = tmp_path / "baseline.json"
+    assert main(["profile", "baseline", "--profile", str(files["profile"]), "--input", str(files["train"]),
+                 "--output", str(baseline)]) == 0
+    assert "organic baseline" in capsys.readouterr().out
+    assert main(["check", "--profile", str(files["profile"]), "--baseline", str(baseline), "--input",
+                 str(files["stable"]), "--format", "json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    assert report["reference"] == "organic" and report["worst"] == "ok" and report["reality_gap"] == []
+    # A profile of its own is no baseline: one line says what to do.
+    assert main(["check", "--profile", str(files["profile"]), "--baseline", str(files["profile"]), "--input",
+                 str(files["stable"])]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "not an organic baseline" in error and "synthdrift profile baseline" in error

@@ -6,13 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import build_profile
 from realdata import copula, flights, loans, take
 
 from monitor.core.analyzer import Analyzer
 from monitor.core.columns import Columns
-from monitor.core.profile import Profile
+from monitor.core.profile import Profile, ProfileError, baseline, check_baseline
 from monitor.core.severity import Severity
 
 WINDOW = 2000
@@ -61,3 +63,24 @@ def test_a_synthetic_reference_shows_its_standing_gap_where_the_synthesizer_was_
     # ... and left out the rare states; the smooth columns it got right.
     assert {"paid_late_fees", "delinq_2y", "num_collections_last_12m", "state"} <= flagged
     assert not flagged & {"interest_rate", "installment", "annual_income", "loan_amount", "grade"}
+
+
+def test_against_an_organic_baseline_the_standing_gap_is_no_drift(tmp_path: Path) -> None:
+    # Synthetic reference: a copula of 2,000 loans. Organic baseline: 2,000 other real loans, in the
+    # synthetic profile's bins. Live: the remaining 6,000 real loans, nothing changed.
+    spec, columns = loans()
+    rng = np.random.default_rng(2)
+    rows = rng.permutation(len(columns["state"]))
+    synthetic = build_profile(tmp_path, spec, copula(take(columns, rows[:2000]), spec, 2000, rng))
+    table = tmp_path / "organic.parquet"
+    pq.write_table(pa.table(take(columns, rows[2000:4000])), table)
+    organic = baseline(synthetic, table)
+    check_baseline(synthetic, organic, table)
+    live = take(columns, rows[4000:])
+    gap, _ = replay(synthetic, live)
+    drift, detections = replay(organic, live)
+    assert {f for (f, s), severity in gap.items() if s == "all" and severity == Severity.CRITICAL} >= {"paid_late_fees"}
+    assert {key for key, severity in drift.items() if severity == Severity.CRITICAL} == set()
+    assert detections == 0
+    with pytest.raises(ProfileError, match="not an organic baseline of profile"):
+        check_baseline(organic, synthetic, table)

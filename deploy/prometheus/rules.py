@@ -26,7 +26,11 @@ HEADER = """\
 """
 
 RECORDING = {
-    "synthdrift:feature_drift_severity:max": "max by (model, feature, segment) (synthdrift_feature_drift_severity)",
+    "synthdrift:feature_drift_severity:max": "max by (model, feature, segment, reference) "
+                                             "(synthdrift_feature_drift_severity)",
+    "synthdrift:reality_gap_growth:psi": "max by (model, feature, segment) (synthdrift_reality_gap_psi)\n"
+                                         "  - on (model, feature, segment)\n"
+                                         "  max by (model, feature, segment) (synthdrift_reality_gap_standing_psi)\n",
     "synthdrift:events:rate5m": "sum by (stream, status) (rate(synthdrift_events_total[5m]))",
     "synthdrift:dead_letter_ratio:rate5m": "sum by (stream) (rate(synthdrift_dead_letters_total[5m]))\n"
                                            "  / sum by (stream) (rate(synthdrift_events_total[5m]))\n",
@@ -52,23 +56,37 @@ class Alert(NamedTuple):  # not a dataclass: the tests load this file by path, o
 ALERTS = [
     Alert("SynthdriftFeatureDriftCritical", 'synthdrift:feature_drift_severity:max{segment="all"} >= 2',
           duration="10m", severity="critical",
-          summary="{{ $labels.model }}: {{ $labels.feature }} departs strongly from the synthetic training data",
+          summary="{{ $labels.model }}: {{ $labels.feature }} departs strongly from its {{ $labels.reference }} "
+                  "reference",
           description="Feature {{ $labels.feature }} of model {{ $labels.model }} has been at critical drift on all "
-                      "traffic (segment {{ $labels.segment }}) for 10 minutes: live traffic no longer looks like the "
-                      "synthetic data the model learned from."),
+                      "traffic (segment {{ $labels.segment }}) for 10 minutes against its {{ $labels.reference }} "
+                      "reference (synthetic: the training data; organic: the baseline of real traffic)."),
     Alert("SynthdriftFeatureDriftWarning", 'synthdrift:feature_drift_severity:max{segment="all"} == 1',
           duration="30m", severity="warning",
-          summary="{{ $labels.model }}: {{ $labels.feature }} drifts from the synthetic training data",
+          summary="{{ $labels.model }}: {{ $labels.feature }} drifts from its {{ $labels.reference }} reference",
           description="Feature {{ $labels.feature }} of model {{ $labels.model }} has been at warning drift on all "
-                      "traffic (segment {{ $labels.segment }}, severity {{ $value }}) for 30 minutes."),
+                      "traffic (segment {{ $labels.segment }}, severity {{ $value }}) for 30 minutes against its "
+                      "{{ $labels.reference }} reference."),
     Alert("SynthdriftHiddenSegmentDrift",
           'synthdrift:feature_drift_severity:max{segment!="all"} >= 1\n'
-          '  unless on (model, feature) (synthdrift:feature_drift_severity:max{segment="all"} >= 1)\n',
+          '  unless on (model, feature, reference) (synthdrift:feature_drift_severity:max{segment="all"} >= 1)\n',
           duration="15m", severity="warning",
           summary="{{ $labels.model }}: {{ $labels.feature }} drifts in {{ $labels.segment }} only",
           description="Feature {{ $labels.feature }} of model {{ $labels.model }} drifts in segment "
                       "{{ $labels.segment }} (severity {{ $value }}) while all traffic looks fine: a blind spot of "
                       "the synthetic data that averages hide."),
+    # Growth alone is noisy where PSI is large (a gap of 7 moves by tenths between windows): it needs
+    # drift against the baseline too, which is calibrated; growth says it moved away from the synthetic data.
+    Alert("SynthdriftRealityGapGrew",
+          'synthdrift:reality_gap_growth:psi{segment="all"} >= 0.1\n'
+          '  and on (model, feature, segment) synthdrift:feature_drift_severity:max{reference="organic"} >= 1\n',
+          duration="30m", severity="warning",
+          summary="{{ $labels.model }}: the reality gap of {{ $labels.feature }} grew by a PSI of "
+                  "{{ printf \"%.2f\" $value }}",
+          description="Against the synthetic training data, feature {{ $labels.feature }} of model "
+                      "{{ $labels.model }} is {{ printf \"%.2f\" $value }} (PSI) further away than when the organic "
+                      "baseline was taken: the synthetic data covers less of reality than it did. Drift against "
+                      "the baseline pages; this asks whether to refresh the synthetic data."),
     Alert("SynthdriftCoverageGap", "synthdrift:coverage_gap_share:max > 0.05",
           duration="15m", severity="warning",
           summary="{{ $labels.model }}: {{ $labels.field }}={{ $labels.value }} is live but was never synthetic",

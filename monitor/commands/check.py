@@ -22,27 +22,32 @@ MAX_REPORTED_INVALID = 1000  # invalid lines listed one by one; all are counted
 class CheckReport:
     profile: str
     window: int
+    reference: str = "synthetic"  # what windows are judged against: the synthetic profile or an organic baseline
     events: int = 0
     invalid: int = 0
     invalid_lines: list[dict[str, Any]] = field(default_factory=list)
     windows: list[dict[str, Any]] = field(default_factory=list)
     detections: list[dict[str, Any]] = field(default_factory=list)
     coverage_gaps: list[dict[str, Any]] = field(default_factory=list)
+    reality_gap: list[dict[str, Any]] = field(default_factory=list)  # with a baseline: all events vs synthetic
     worst: Severity = Severity.OK
 
     def to_json(self) -> dict[str, Any]:
-        return {"profile": self.profile, "window": self.window, "events": self.events, "invalid": self.invalid,
-                "worst": str(self.worst), "windows": self.windows, "detections": self.detections,
-                "coverage_gaps": self.coverage_gaps, "invalid_lines": self.invalid_lines}
+        return {"profile": self.profile, "reference": self.reference, "window": self.window, "events": self.events,
+                "invalid": self.invalid, "worst": str(self.worst), "windows": self.windows,
+                "detections": self.detections, "coverage_gaps": self.coverage_gaps, "reality_gap": self.reality_gap,
+                "invalid_lines": self.invalid_lines}
 
 
 def check(profile: Profile, lines: Iterable[bytes], window: int = 5000,
-          settings: DriftSettings | None = None) -> CheckReport:
+          settings: DriftSettings | None = None, baseline: Profile | None = None) -> CheckReport:
     """Runs every non-blank line of `lines` through validation and the core, `window` events at a
-    time: the worker's path, a slice of `SLICE_EVENTS` lines at a time through the same parser."""
+    time: the worker's path, a slice of `SLICE_EVENTS` lines at a time through the same parser.
+    With an organic `baseline` (of `profile`), windows are judged against it, and the whole file
+    against the synthetic profile is the reality gap."""
     parser = EventParser(profile.spec)
-    analyzer = Analyzer(profile, settings)
-    report = CheckReport(profile=profile.id, window=window)
+    analyzer = Analyzer(baseline or profile, settings)
+    report = CheckReport(profile=profile.id, window=window, reference="organic" if baseline else "synthetic")
     whole = analyzer.sketcher.empty()
     numbered = ((number, line) for number, line in enumerate(lines, 1) if line.strip())
     start = 0
@@ -80,13 +85,16 @@ def check(profile: Profile, lines: Iterable[bytes], window: int = 5000,
         start = end
     report.events = start - report.invalid  # valid events: with `invalid`, every non-blank line
     report.coverage_gaps = [g.to_json() for g in analyzer.coverage_gaps(whole)]
+    if baseline:
+        report.reality_gap = [r.to_json() for r in Analyzer(profile, settings).evaluate(whole) if r.severity]
     return report
 
 
 def render_text(report: CheckReport) -> str:
     """A readable summary: flagged features and segments worst first, detections, gaps, bad lines."""
     lines = [f"synthdrift check: {report.events:,} events ({report.invalid:,} invalid) in {len(report.windows)} "
-             f"windows of {report.window:,}, against profile {report.profile}",
+             f"windows of {report.window:,}, against profile {report.profile}"
+             + (" (drift against its organic baseline)" if report.reference == "organic" else ""),
              f"worst severity: {report.worst}", ""]
     flagged: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
     pairs = set()
@@ -115,6 +123,10 @@ def render_text(report: CheckReport) -> str:
                 seen.add(d["feature"])
                 lines.append(f"  {d['feature']:24} {d['detector']} on {d['channel']} {d['signal']} at offset "
                              f"{d['offset']:,}")
+    if report.reality_gap:
+        lines += ["", "reality gap (all events against the synthetic profile):"]
+        lines += [f"  {r['feature']:24} {_segment_name(r['segment']):20} {r['severity']:9} "
+                  f"{r['breaches'][0]} {r['stats'][r['breaches'][0]]:.4g}" for r in report.reality_gap[:20]]
     if report.coverage_gaps:
         lines += ["", "coverage gaps (values the synthetic data never had):"]
         lines += [f"  {g['field']}={g['value']}: {g['live_share']:.1%} of events" for g in report.coverage_gaps[:20]]

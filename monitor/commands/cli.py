@@ -17,6 +17,7 @@ from monitor.core.errors import UsageError
 
 if TYPE_CHECKING:
     from monitor.config import KafkaSettings, Topics
+    from monitor.core.profile import Profile
 
 EXIT_OK, EXIT_FAILED_GATE, EXIT_USAGE = 0, 1, 2
 
@@ -59,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
                            help="segment values with fewer training rows get no profile of their own (200)")
     build_cmd.add_argument("--sample-size", type=int, help="rows in the reservoir sample (5,000)")
     build_cmd.set_defaults(run=_profile_build)
+    baseline_cmd = profile.add_parser("baseline", help="profile a table of organic rows with a synthetic profile's "
+                                      "bins: the baseline that drift is judged against")
+    baseline_cmd.add_argument("--profile", required=True, type=Path, help="the synthetic profile")
+    baseline_cmd.add_argument("--input", required=True, type=Path, help="organic table (.csv, .jsonl, .parquet)")
+    baseline_cmd.add_argument("--output", required=True, type=Path)
+    baseline_cmd.set_defaults(run=_profile_baseline)
     show_cmd = profile.add_parser("show", help="print a readable summary of a profile")
     show_cmd.add_argument("profile", type=Path)
     show_cmd.set_defaults(run=_profile_show)
@@ -68,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     check_cmd.add_argument("--input", required=True, type=Path, help="live events, one JSON object per line")
     check_cmd.add_argument("--window", type=_positive, default=5000, help="events per window (default 5000)")
     check_cmd.add_argument("--format", choices=("text", "json"), default="text")
+    check_cmd.add_argument("--baseline", type=Path, help="an organic baseline of the profile: drift is judged "
+                           "against it, and the reality gap against the profile")
     check_cmd.add_argument("--config", type=Path, help="monitor.yaml: thresholds, false-alarm rate, detectors")
     check_cmd.add_argument("--fail-on", choices=("warning", "critical"),
                            help="exit 1 when any window reaches this severity (a CI gate)")
@@ -165,6 +174,16 @@ def _profile_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _profile_baseline(args: argparse.Namespace) -> int:
+    from monitor.core.profile import Profile, baseline
+
+    organic = baseline(Profile.load(args.profile), args.input)
+    args.output.write_bytes(organic.to_json())
+    print(f"wrote {args.output}: organic baseline {organic.id} of profile {organic.meta['baseline_of']}, "
+          f"{organic.meta['input']['rows']:,} rows")
+    return EXIT_OK
+
+
 def _progress() -> Callable[[int, int], None]:
     last = 0.0
 
@@ -193,8 +212,9 @@ def _check(args: argparse.Namespace) -> int:
 
     settings = drift_settings(load_yaml(args.config))
     profile = Profile.load(args.profile)
+    organic = _load_baseline(profile, args.baseline)
     with _open_events(args.input) as lines:
-        report = check(profile, lines, window=args.window, settings=settings)
+        report = check(profile, lines, window=args.window, settings=settings, baseline=organic)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
@@ -220,6 +240,17 @@ def _gap(args: argparse.Namespace) -> int:
     else:
         print(render_text(gaps, everything=args.all))
     return EXIT_OK
+
+
+def _load_baseline(profile: Profile, path: Path | None) -> Profile | None:
+    """The organic baseline at `path` (None without one); one clear line if it is not the profile's."""
+    if path is None:
+        return None
+    from monitor.core.profile import Profile, check_baseline
+
+    organic = Profile.load(path)
+    check_baseline(profile, organic, path)
+    return organic
 
 
 def _stop_on_signals() -> None:
@@ -250,8 +281,9 @@ def _worker(args: argparse.Namespace) -> int:
 
     config = worker_config(args.config)
     profile = Profile.load(config.profile)
+    organic = _load_baseline(profile, config.baseline)
     _create_topics(config.kafka, topics_to_create(config, profile.spec))
-    app = create_app(config, profile)
+    app = create_app(config, profile, organic)
     Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return EXIT_OK
 

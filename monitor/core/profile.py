@@ -126,7 +126,7 @@ class Profile:
                 raise ProfileError(f"{path}: reference counts of {channel.name!r} have shape {shape}, expected "
                                    f"{(len(groups), channel.bins.size)}; rebuild the profile")
         meta = {k: data[k] for k in ("format", "version", "created_at", "input", "settings",
-                                     "provenance_mix", "evaluation")}
+                                     "provenance_mix", "evaluation", "baseline_of") if k in data}
         return cls(spec, channels, groups, reference, data["segment_values"], coerce(data["sample"], spec), meta)
 
 
@@ -295,6 +295,43 @@ def build(spec: Spec, path: str | Path, settings: ProfileSettings = ProfileSetti
         "evaluation": evaluation.summary(),
     }
     return Profile(spec, channels, groups, reference, segment_values, first.sample, meta)
+
+
+def baseline(synthetic: Profile, path: str | Path) -> Profile:
+    """An organic baseline: the synthetic profile's bins, groups and segment values, with reference
+    counts, reservoir sample and evaluation taken from a table of organic rows. Drift is judged
+    against it, the reality gap against the synthetic profile: with the same bins, one sketch of a
+    live window serves both."""
+    spec = synthetic.spec
+    first = _FirstPass(spec, ProfileSettings(**synthetic.meta["settings"]))
+    sketcher = synthetic.sketcher()
+    reference = sketcher.empty()
+    evaluation = _Evaluation(spec)
+    for chunk in read_chunks(path, spec):
+        first.add(chunk)  # for its reservoir sample and provenance counts
+        sketcher.update(reference, chunk)
+        evaluation.add(chunk)
+    if not first.rows:
+        raise ProfileError(f"{path}: the organic table has no rows")
+    reference.gaps.clear()
+    provenance = first.values.get(spec.provenance or "", Counter())
+    meta = {**synthetic.meta,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "input": {"path": Path(path).name, "format": table_format(Path(path)), "sha256": sha256(path),
+                      "rows": first.rows},
+            "provenance_mix": {k: v / first.rows for k, v in provenance.most_common()},
+            "evaluation": evaluation.summary(), "baseline_of": synthetic.id}
+    return Profile(spec, synthetic.channels, synthetic.groups, reference, synthetic.segment_values, first.sample,
+                   meta)
+
+
+def check_baseline(synthetic: Profile, organic: Profile, path: str | Path) -> None:
+    """Fails with one line unless `organic` is a baseline made from `synthetic`."""
+    same_bins = [_channel_json(c) for c in organic.channels] == [_channel_json(c) for c in synthetic.channels]
+    if organic.meta.get("baseline_of") != synthetic.id or not same_bins:
+        raise ProfileError(f"{path}: not an organic baseline of profile {synthetic.id} (it is "
+                           f"{organic.meta.get('baseline_of') or 'a profile of its own'}); make it with "
+                           "`synthdrift profile baseline --profile <the synthetic profile>`")
 
 
 class _Evaluation:

@@ -13,7 +13,7 @@ from monitor.core.types import DriftSettings
 
 
 def alert_event(change: AlertChange, context: dict[str, Any], settings: DriftSettings) -> dict[str, Any]:
-    """The event for one change; `context` (model, profile, window) goes into it as it is."""
+    """The event for one change; `context` (model, profile, reference, window) goes into it as it is."""
     result = change.result
     thresholds = {}
     for breach in result.breaches:

@@ -18,24 +18,33 @@ LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 30
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry, model: str, top_k: int) -> None:
+    def __init__(self, registry: CollectorRegistry, model: str, top_k: int, reference: str = "synthetic") -> None:
         self.registry = registry
         self.model = model
         self.top_k = top_k
+        self.reference = reference  # what drift is judged against: `synthetic` (the profile) or `organic`
         self.events = Counter("synthdrift_events_total", "Events read, by stream and status (valid, invalid, late).",
                               ["stream", "status"], registry=registry)
         self.dead_letters = Counter("synthdrift_dead_letters_total", "Events sent to the dead-letter topic.",
                                     ["stream", "reason"], registry=registry)
         self.drift_score = Gauge("synthdrift_feature_drift_score", "A drift statistic in the last closed window.",
-                                 ["model", "feature", "segment", "statistic"], registry=registry)
+                                 ["model", "feature", "segment", "reference", "statistic"], registry=registry)
         self.drift_threshold = Gauge("synthdrift_feature_drift_threshold",
                                      "The effect-size threshold a statistic is judged against.",
-                                     ["model", "feature", "segment", "statistic", "severity"], registry=registry)
+                                     ["model", "feature", "segment", "reference", "statistic", "severity"],
+                                     registry=registry)
         self.drift_severity = Gauge("synthdrift_feature_drift_severity",
                                     "Severity in the last closed window: 0 ok, 1 warning, 2 critical.",
-                                    ["model", "feature", "segment"], registry=registry)
+                                    ["model", "feature", "segment", "reference"], registry=registry)
         self.detections = Counter("synthdrift_drift_detections_total", "Online detector firings.",
-                                  ["model", "feature", "segment", "detector"], registry=registry)
+                                  ["model", "feature", "segment", "reference", "detector"], registry=registry)
+        self.gap_psi = Gauge("synthdrift_reality_gap_psi",
+                             "PSI of the last closed window against the synthetic profile (with an organic baseline).",
+                             ["model", "feature", "segment"], registry=registry)
+        self.standing_gap_psi = Gauge("synthdrift_reality_gap_standing_psi",
+                                      "PSI of the organic baseline against the synthetic profile: the gap that was "
+                                      "standing when the baseline was taken.", ["model", "feature", "segment"],
+                                      registry=registry)
         self.coverage_gap = Gauge("synthdrift_coverage_gap_share",
                                   "Share of the last window's events with a value the synthetic data never had.",
                                   ["model", "field", "value"], registry=registry)
@@ -62,12 +71,12 @@ class Metrics:
                                ["model", "feature", "segment", "bin", "source"], registry=registry)
         self._gap_values: set[tuple[str, str]] = set()
         self._window_gauges = (self.drift_score, self.drift_threshold, self.drift_severity, self.coverage_gap,
-                               self.bin_share)
+                               self.bin_share, self.gap_psi)
 
     def declare_detectors(self, features: set[str], detector: str) -> None:
         """Starts every detection counter at 0, so that its first firing shows as an increase."""
         for feature in sorted(features):
-            self.detections.labels(self.model, feature, "all", detector)
+            self.detections.labels(self.model, feature, "all", self.reference, detector)
 
     def forget_windows(self) -> None:
         """Drops the per-window gauges: after the merger moved away, this worker's are stale."""
@@ -107,16 +116,16 @@ class Metrics:
             if (result.feature, segment) in seen:
                 continue
             seen.add((result.feature, segment))
-            self.drift_severity.labels(self.model, result.feature, segment).set(int(result.severity))
+            self.drift_severity.labels(self.model, result.feature, segment, self.reference).set(int(result.severity))
             for statistic, value in result.stats.items():
                 if value is None:
                     continue
-                self.drift_score.labels(self.model, result.feature, segment, statistic).set(value)
+                self.drift_score.labels(self.model, result.feature, segment, self.reference, statistic).set(value)
                 judged = judged_name(statistic)
                 if judged:
                     threshold = settings.threshold(result.feature, judged)
                     for severity in ("warning", "critical"):
-                        self.drift_threshold.labels(self.model, result.feature, segment, statistic,
+                        self.drift_threshold.labels(self.model, result.feature, segment, self.reference, statistic,
                                                     severity).set(getattr(threshold, severity))
         shares: dict[tuple[str, str], float] = {}
         for rank, gap in enumerate(gaps):
@@ -132,4 +141,16 @@ class Metrics:
 
     def record_detections(self, detections: list[Detection]) -> None:
         for detection in detections:
-            self.detections.labels(self.model, detection.feature, "all", detection.detector).inc()
+            self.detections.labels(self.model, detection.feature, "all", self.reference, detection.detector).inc()
+
+    def record_gap(self, results: list[FeatureResult], ranks: dict[str, int], standing: bool = False) -> None:
+        """The reality gap's PSI per feature and segment: of the last window, or (`standing`) of the
+        organic baseline, against the synthetic profile."""
+        gauge = self.standing_gap_psi if standing else self.gap_psi
+        seen: set[tuple[str, str]] = set()
+        for result in results:  # worst first: `other` keeps the worst
+            segment, psi = self.segment_label(result, ranks), result.stats.get("psi")
+            if psi is None or (result.feature, segment) in seen:
+                continue
+            seen.add((result.feature, segment))
+            gauge.labels(self.model, result.feature, segment).set(psi)

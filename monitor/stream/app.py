@@ -38,11 +38,13 @@ log = logging.getLogger("synthdrift.worker")
 HEALTH_SILENCE_SECONDS = 30.0
 
 
-def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
+def create_app(config: WorkerConfig, profile: Profile, baseline: Profile | None = None) -> faust.App:
+    """The worker's app; with an organic `baseline` (of `profile`), drift is judged against it and
+    the reality gap against the profile."""
     registry = CollectorRegistry()
     model = profile.spec.model
-    analyzer = Analyzer(profile, config.drift)
-    metrics = Metrics(registry, model, config.metrics.top_k_segments)
+    analyzer = Analyzer(baseline or profile, config.drift)
+    metrics = Metrics(registry, model, config.metrics.top_k_segments, "organic" if baseline else "synthetic")
     metrics.declare_detectors({c.feature for c in analyzer.detectors.channels}, config.drift.detector.kind)
     kafka = config.kafka
     app = faust.App(
@@ -65,7 +67,7 @@ def create_app(config: WorkerConfig, profile: Profile) -> faust.App:
     alerts = app.topic(config.topics.alerts, key_serializer="raw", value_serializer="raw",
                        partitions=kafka.partitions)
     state = app.Table("merger", default=None, partitions=kafka.partitions)  # JSON keys and values
-    merger = Merger(config, profile, analyzer, metrics, state)
+    merger = Merger(config, profile, analyzer, metrics, state, Analyzer(profile, config.drift) if baseline else None)
     reader = TrafficReader(config, profile.spec, analyzer, metrics, app.conf.id, sketches,
                            functools.partial(restart, config, profile.spec))
 

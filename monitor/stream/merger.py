@@ -32,10 +32,13 @@ class Merger:
     """Merges partials into windows and judges each window as it closes."""
 
     def __init__(self, config: WorkerConfig, profile: Profile, analyzer: Analyzer, metrics: Metrics,
-                 store: MutableMapping[str, Any]) -> None:
+                 store: MutableMapping[str, Any], gap: Analyzer | None = None) -> None:
+        """`analyzer` judges drift (against the profile, or its organic baseline); `gap`, given with
+        a baseline, measures the reality gap against the synthetic profile."""
         self.config = config
         self.profile = profile
         self.analyzer = analyzer
+        self.gap = gap
         self.metrics = metrics
         self.store = store
         self.partitions = dict.fromkeys(sources(config.topics, profile.spec), config.kafka.partitions)
@@ -43,6 +46,8 @@ class Merger:
         self.alert_states = AlertStates(config.alerts)
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_WINDOWS)
         self._ranks = {g.name: i for i, g in enumerate(profile.groups[1:])}
+        if gap is not None:
+            metrics.record_gap(gap.evaluate(analyzer.profile.reference), self._ranks, standing=True)
 
     def reset(self) -> None:
         """After a rebalance: the state is reopened from the (recovered) store at the next message,
@@ -109,12 +114,14 @@ class Merger:
             detections += [{**d.to_json(), "topic": source, "partition": partition} for d in found]
             metrics.record_detections(found)
         metrics.record_window(results, gaps, window.sketch.events, self.config.drift, self._ranks)
+        if self.gap is not None:
+            metrics.record_gap(self.gap.evaluate(window.sketch), self._ranks)
         metrics.record_bins(profile.channels, profile.groups, profile.reference, window.sketch, self._ranks)
         metrics.last_window.labels(profile.spec.model).set_to_current_time()
         if self.config.window.seconds and not self.config.window.events:
             end = (window.key + self.config.window.seconds * 1000) / 1000
             metrics.window_delay.labels(profile.spec.model).observe(max(time.time() - end, 0.0))
-        context = {"model": profile.spec.model, "profile": profile.id,
+        context = {"model": profile.spec.model, "profile": profile.id, "reference": metrics.reference,
                    "window": {"key": window.key, "events": window.sketch.events}}
         events = [alert_event(change, context, self.config.drift) for change in self.alert_states.advance(results)]
         for event in events:
