@@ -6,13 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from conftest import build_profile
 from prometheus_client import CollectorRegistry
 
 from monitor.config import ConfigError, worker_config
 from monitor.core.alerts import AlertStates
+from monitor.core.columns import to_labels
 from monitor.core.severity import Severity
+from monitor.core.spec import Spec
 from monitor.core.types import AlertSettings, CoverageGap, DriftSettings, FeatureResult, Group
 from monitor.export.metrics import Metrics
 from monitor.stream.join import JoinBuffer
@@ -135,3 +139,19 @@ def test_join_buffers_are_bounded_by_memory() -> None:
         join.request(f"r{i}", {"language": "en", "region": "eu"}, now=0)
     assert 0 < join.pending_bytes() <= 100_000 and join.pending() < 250
     assert join.outcomes[("request", "expired")] == 10_000 - join.pending()
+
+
+def test_bin_share_series_of_a_wide_categorical_stay_bounded(tmp_path: Path) -> None:
+    # Over 100 categories get bins of their own; the series show the first 50, the rest in `(other)`.
+    rng = np.random.default_rng(3)
+    values = np.array([f"c{i}" for i in range(120)])[rng.integers(0, 120, 6000)]
+    spec = Spec(model="wide", features={"code": "categorical"})
+    profile = build_profile(tmp_path, spec, {"code": values})
+    assert len(profile.channels[0].bins.categories) > 100  # 99% of the rows  # type: ignore[union-attr]
+    metrics = Metrics(CollectorRegistry(), "wide", top_k=3)
+    live_sketch = profile.sketcher().sketch({"code": to_labels(values[:1000])})
+    metrics.record_bins(profile.channels, profile.groups, profile.reference, live_sketch, {})
+    samples = [s for f in metrics.registry.collect() if f.name == "synthdrift_feature_bin_share" for s in f.samples]
+    live = {s.labels["bin"]: s.value for s in samples if s.labels["source"] == "live"}
+    assert len(live) == 52 and {"(other)", "(unseen)"} <= live.keys()
+    assert abs(sum(live.values()) - 1.0) < 1e-9

@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--spec", required=True, type=Path)
     build_cmd.add_argument("--input", required=True, type=Path, help="training table (.csv, .jsonl, .parquet)")
     build_cmd.add_argument("--output", required=True, type=Path)
-    build_cmd.add_argument("--top-categories", type=int, help="categories with a bin of their own (50)")
+    build_cmd.add_argument("--top-categories", type=int, help="at most this many categories get a bin of their "
+                           "own: the most frequent, until they carry 99%% of the rows (200)")
     build_cmd.add_argument("--vocabulary-size", type=int, help="words in the synthetic vocabulary (20,000)")
     build_cmd.add_argument("--min-segment-rows", type=int,
                            help="segment values with fewer training rows get no profile of their own (200)")

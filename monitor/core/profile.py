@@ -44,6 +44,8 @@ from monitor.core.types import Group
 
 FORMAT = "synthdrift-profile"
 VERSION = 1
+CATEGORY_MASS = 0.99  # the categories with a bin of their own carry this share of the rows...
+MIN_CATEGORIES = 50  # ... and are at least the 50 most frequent
 TRACKED_VALUES = 100_000  # distinct categories or tokens counted per column before pruning
 
 
@@ -53,7 +55,7 @@ class ProfileError(UsageError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ProfileSettings:
-    top_categories: int = 50
+    top_categories: int = 200  # at most this many categories get a bin of their own (see `top_categories`)
     vocabulary_size: int = 20_000
     min_segment_rows: int = 200
     max_segment_values: int = 20
@@ -212,7 +214,7 @@ class _FirstPass:
                                         judged_for("numeric")))
             elif kind in ("categorical", "boolean"):
                 counts = self.values.get(column, Counter())
-                top = tuple(v for v, _ in counts.most_common(self.settings.top_categories))
+                top = top_categories(counts, self.settings.top_categories)
                 bins = CategoryBins(categories=top, known=frozenset(counts))
                 channels.append(Channel(feature, feature, "categorical", column, bins, judged_for("categorical")))
             elif kind == "text":
@@ -246,6 +248,25 @@ class _FirstPass:
             frequent = self.values.get(name, Counter()).most_common(self.settings.max_segment_values)
             groups += [Group(name, value) for value, rows in frequent if rows >= self.settings.min_segment_rows]
         return tuple(groups)
+
+
+def top_categories(counts: Counter[str], most: int) -> tuple[str, ...]:
+    """The categories with a bin of their own: the most frequent, until they carry `CATEGORY_MASS`
+    of the rows (and at least `MIN_CATEGORIES` of them), at most `most`. The rest share the bin
+    `(other)`: a 105-value column read with its top 50 only lost a fifth of its PSI.
+
+    >>> top_categories(Counter({f"v{i}": 100 - i for i in range(100)}), most=200)[-1]
+    'v90'
+    >>> len(top_categories(Counter({f"v{i}": 1 for i in range(1000)}), most=200))
+    200
+    """
+    total, covered, chosen = sum(counts.values()), 0, list[str]()
+    for value, count in counts.most_common(most):
+        if len(chosen) >= MIN_CATEGORIES and covered >= CATEGORY_MASS * total:
+            break
+        chosen.append(value)
+        covered += count
+    return tuple(chosen)
 
 
 def _count(counter: Counter[str], values: np.ndarray) -> None:

@@ -7,6 +7,7 @@ statistics and detectors are closed sets.
 
 from __future__ import annotations
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from monitor.core.channels import CategoryBins, Channel, NumericBins
@@ -14,6 +15,7 @@ from monitor.core.sketch import Sketch
 from monitor.core.statistics import distribution, judged_name
 from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureResult, Group
 
+BIN_SERIES = 50  # categories with bin-share series of their own; the rest add to `(other)`
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300)
 
 
@@ -91,8 +93,9 @@ class Metrics:
             if not isinstance(channel.bins, (NumericBins, CategoryBins)):
                 continue
             labels = channel.bins.labels
-            synthetic = distribution(reference.counts[channel.name])
-            current = distribution(live.counts[channel.name])
+            synthetic = _folded(channel, distribution(reference.counts[channel.name]))
+            current = _folded(channel, distribution(live.counts[channel.name]))
+            labels = labels[:BIN_SERIES] + labels[-2:] if synthetic.shape[1] < len(labels) else labels
             for g, group in enumerate(groups):
                 if g and ranks.get(group.name, 0) >= self.top_k:
                     continue  # bins of `other` segments would mix several segments' shapes
@@ -154,3 +157,15 @@ class Metrics:
                 continue
             seen.add((result.feature, segment))
             gauge.labels(self.model, result.feature, segment).set(psi)
+
+
+def _folded(channel: Channel, shares: np.ndarray) -> np.ndarray:
+    """A categorical channel's shares with the categories past the first `BIN_SERIES` added to
+    `(other)`: up to 200 categories have bins, but a series each would multiply the cardinality."""
+    if not isinstance(channel.bins, CategoryBins) or len(channel.bins.categories) <= BIN_SERIES:
+        return shares
+    rest = len(channel.bins.categories)
+    folded = shares[:, :BIN_SERIES + 2].copy()  # the kept categories, then `(other)` and `(unseen)`
+    folded[:, BIN_SERIES] = shares[:, BIN_SERIES:rest + 1].sum(axis=1)
+    folded[:, BIN_SERIES + 1] = shares[:, rest + 1]
+    return folded
