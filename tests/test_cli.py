@@ -143,3 +143,17 @@ def test_an_organic_baseline_judges_drift_and_the_profile_the_gap(files: dict[st
                  str(files["stable"])]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "not an organic baseline" in error and "synthdrift profile baseline" in error
+
+
+def test_check_reports_live_accuracy_with_its_interval_beside_the_synthetic_one(
+        files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--profile", str(files["profile"]), "--input", str(files["stable"]), "--format",
+                 "json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    performance = [r["stats"] for w in report["windows"] for r in w["results"]
+                   if r["feature"] == "performance" and r["segment"] is None]
+    assert performance
+    for stats in performance:
+        assert 0 < stats["accuracy_low"] <= stats["accuracy"] <= stats["accuracy_high"] <= 1
+        assert stats["accuracy_high"] - stats["accuracy_low"] < 0.1  # 2,000 labels: a narrow interval
+        assert 0 < stats["synthetic_accuracy"] <= 1

@@ -168,7 +168,11 @@ def describe(channel: Channel, reference: np.ndarray, counts: np.ndarray, refere
     if kind == "vocabulary":
         stats = {"oov_share": statistics.share(counts, channel.bins.novel)}
     elif kind == "performance":
-        stats = {"accuracy": 1.0 - statistics.share(counts, channel.bins.novel)}
+        # Live accuracy with its Wilson interval (a few labels say little), beside the synthetic
+        # evaluation's: the reality gap of performance.
+        low, high = statistics.wilson_interval(counts[:, 0], counts[:, 0] + counts[:, 1])
+        stats = {"accuracy": 1.0 - statistics.share(counts, channel.bins.novel), "accuracy_low": low,
+                 "accuracy_high": high, "synthetic_accuracy": 1.0 - statistics.share(reference, channel.bins.novel)}
     else:
         stats = {"psi": statistics.psi(p, q), "js": statistics.js_distance(p, q)}
     if kind == "categorical":

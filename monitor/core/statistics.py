@@ -77,6 +77,21 @@ def missing_rate(counts: np.ndarray) -> np.ndarray:
     return np.divide(counts[..., -1], total, out=np.zeros_like(total), where=total > 0)
 
 
+def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion (95% by default): sound with few trials, where the
+    normal approximation runs past 0 or 1 (NaN where there are none).
+
+    >>> [round(float(v), 3) for v in wilson_interval(np.array(8), np.array(10))]
+    [0.49, 0.943]
+    """
+    n = np.asarray(trials, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.asarray(successes, dtype=np.float64) / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
 def wasserstein(reference_atoms: np.ndarray, reference: np.ndarray,
                 live_atoms: np.ndarray, live: np.ndarray) -> np.ndarray:
     """Earth mover's distance between two discrete distributions (atoms with probabilities).
