@@ -84,3 +84,21 @@ def test_against_an_organic_baseline_the_standing_gap_is_no_drift(tmp_path: Path
     assert detections == 0
     with pytest.raises(ProfileError, match="not an organic baseline of profile"):
         check_baseline(organic, synthetic, table)
+
+
+def test_a_seasonal_change_is_flagged_where_it_moved_and_nothing_fires_before_it(tmp_path: Path) -> None:
+    # Profile: 20,000 January-February flights. Live: 10,000 other winter flights, then 10,000 of July.
+    spec, winter = flights((1, 2))
+    _, summer = flights((7,))
+    rng = np.random.default_rng(0)
+    rows, july = rng.permutation(len(winter["dest"])), rng.permutation(len(summer["dest"]))[:10_000]
+    profile = build_profile(tmp_path, spec, take(winter, rows[:20_000]))
+    before, detections_before = replay(profile, take(winter, rows[20_000:30_000]))
+    analyzer = Analyzer(profile)
+    moved = {r.feature: r.stats["psi"] or 0.0 for r in analyzer.evaluate(analyzer.sketcher.sketch(take(summer, july)))
+             if r.group.name == "all"}
+    after, detections_after = replay(profile, take(summer, july))
+    assert detections_before == 0 and not any(before.values())
+    flagged = {feature for (feature, segment), severity in after.items() if segment == "all" and severity}
+    assert {f for f, psi in moved.items() if psi >= 0.1} <= flagged <= {f for f, psi in moved.items() if psi >= 0.05}
+    assert detections_after > 0
