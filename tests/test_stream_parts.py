@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.config import ConfigError, worker_config
 from monitor.core.alerts import AlertStates
+from monitor.core.channels import CategoryBins
 from monitor.core.columns import to_labels
 from monitor.core.severity import Severity
 from monitor.core.spec import Spec
@@ -147,7 +148,8 @@ def test_bin_share_series_of_a_wide_categorical_stay_bounded(tmp_path: Path) -> 
     values = np.array([f"c{i}" for i in range(120)])[rng.integers(0, 120, 6000)]
     spec = Spec(model="wide", features={"code": "categorical"})
     profile = build_profile(tmp_path, spec, {"code": values})
-    assert len(profile.channels[0].bins.categories) > 100  # 99% of the rows  # type: ignore[union-attr]
+    bins = profile.channels[0].bins
+    assert isinstance(bins, CategoryBins) and len(bins.categories) > 100  # 99% of the rows
     metrics = Metrics(CollectorRegistry(), "wide", top_k=3)
     live_sketch = profile.sketcher().sketch({"code": to_labels(values[:1000])})
     metrics.record_bins(profile.channels, profile.groups, profile.reference, live_sketch, {})
