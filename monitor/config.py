@@ -154,6 +154,7 @@ class JoinSettings:
 class WorkerConfig:
     profile: Path
     baseline: Path | None = None  # an organic baseline of the profile: drift is judged against it
+    baseline_events: int | None = None  # or: the worker takes one from its first windows of this many events
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     topics: Topics = field(default_factory=Topics)
     window: WindowSettings = field(default_factory=WindowSettings)
@@ -189,7 +190,8 @@ def worker_config(path: str | Path | None, environ: Mapping[str, str] = os.envir
         raise ConfigError("window: set seconds or events")
     return WorkerConfig(
         profile=Path(data["profile"]),
-        baseline=Path(data["baseline"]) if data.get("baseline") else None,
+        baseline=Path(data["baseline"]) if isinstance(data.get("baseline"), str) else None,
+        baseline_events=data["baseline"]["events"] if isinstance(data.get("baseline"), dict) else None,
         kafka=kafka_settings(data),
         topics=Topics(**data.get("topics", {})),
         window=WindowSettings(**window),

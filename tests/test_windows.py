@@ -13,7 +13,7 @@ from monitor.config import KafkaSettings, Topics, WindowSettings, WorkerConfig
 from monitor.core.analyzer import Analyzer
 from monitor.core.columns import Columns
 from monitor.core.profile import Profile
-from monitor.core.windows import Assembler, Partial, Position, Progress, Windowing
+from monitor.core.windows import Assembler, Partial, Position, Progress, RenewBaseline, Windowing
 from monitor.export.metrics import Metrics
 from monitor.stream.chunks import Chunk, OpenChunks
 from monitor.stream.merger import Merger
@@ -271,3 +271,35 @@ def test_offsets_below_the_open_chunk_open_a_new_one() -> None:
     chunks = OpenChunks(None, WINDOWING, size=10)  # type: ignore[arg-type]
     assert [c.first_offset for c, _, _ in chunks.runs("t", 0, [13, 14])] == [10]
     assert [(c.first_offset, c.next_offset) for c, _, _ in chunks.runs("t", 0, [0, 1])] == [(0, 2)]
+
+
+def test_the_merger_takes_its_organic_baseline_and_judges_drift_against_it(small_profile: Profile,
+                                                                           tmp_path: Path) -> None:
+    # Real traffic sits far from the synthetic data on `amount` from the start (a standing gap).
+    rng = np.random.default_rng(21)
+    traffic = {p: (live(rng, 3000, shift=1.0), np.arange(3000) * 1000 // 300 + p) for p in range(PARTITIONS)}
+    config = WorkerConfig(profile=tmp_path / "profile.json", topics=Topics(requests="requests"),
+                          window=WindowSettings(idle_seconds=5), kafka=KafkaSettings(partitions=PARTITIONS),
+                          baseline_events=1800)
+    store: dict = {}
+    registry = CollectorRegistry()
+    merger = Merger(config, small_profile, Analyzer(small_profile), Metrics(registry, "small", 10), store)
+    for part in range(PARTITIONS):
+        for partial in read(merger.analyzer, traffic[part], part, 0, 3000, 300):
+            merger.receive(partial.to_bytes(), now=0)
+    merger.receive(idle(PARTITIONS).to_bytes(), now=10)
+    status = merger.status()
+    windows = status["windows"]
+    assert [w["reference"] for w in windows] == ["synthetic"] * 2 + ["organic"] * 8
+    assert windows[0]["worst"] == "critical" and all(w["worst"] == "ok" for w in windows[2:])
+    assert status["reference"] == "organic" and status["baseline"] == {"events": 1800, "of": 1800, "taken": True}
+    standing = registry.get_sample_value("synthdrift_reality_gap_standing_psi",
+                                         {"model": "small", "feature": "amount", "segment": "all"})
+    assert standing is not None and standing > 0.25
+    successor = Merger(config, small_profile, Analyzer(small_profile), Metrics(CollectorRegistry(), "small", 10),
+                       store)
+    successor.receive(idle(PARTITIONS).to_bytes(), now=11)  # a restart: the baseline comes back with the state
+    assert successor.status()["reference"] == "organic"
+    successor.receive(RenewBaseline().to_bytes(), now=12)
+    assert successor.status()["reference"] == "synthetic"
+    assert successor.status()["baseline"] == {"events": 0, "of": 1800, "taken": False}

@@ -92,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
     gap_cmd.add_argument("--config", type=Path, help="monitor.yaml: thresholds, false-alarm rate")
     gap_cmd.set_defaults(run=_gap)
 
+    baseline = commands.add_parser("baseline", help="the organic baseline a worker takes").add_subparsers(
+        metavar="ACTION")
+    renew_cmd = baseline.add_parser("renew", help="make the workers take their organic baseline again, from "
+                                    "the next windows (`baseline: {events: N}`)")
+    renew_cmd.add_argument("--config", type=Path, help="the workers' monitor.yaml")
+    renew_cmd.set_defaults(run=_baseline_renew)
+
     worker_cmd = commands.add_parser("worker", help="run the streaming monitor on Kafka")
     worker_cmd.add_argument("--config", type=Path, help="monitor.yaml (SYNTHDRIFT_* variables override it)")
     worker_cmd.add_argument("--loglevel", default="warning", choices=("debug", "info", "warning", "error"))
@@ -333,6 +340,31 @@ def _replay(args: argparse.Namespace) -> int:
     with _open_events(args.input) as lines:
         sent = asyncio.run(produce(kafka.client_options(), topics, lines, rate=args.rate))
     print(f"sent {sent:,} events from {args.input} to {kafka.bootstrap_servers}")
+    return EXIT_OK
+
+
+def _baseline_renew(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    from monitor.config import worker_config
+    from monitor.core.profile import Profile
+    from monitor.core.windows import RenewBaseline
+
+    config = worker_config(args.config)
+    model = Profile.load(config.profile).spec.model
+
+    async def send() -> None:  # on the sketches topic, keyed by model: the merger reads it in order
+        producer = AIOKafkaProducer(**config.kafka.client_options())
+        await producer.start()
+        try:
+            await producer.send_and_wait(config.topics.sketches, RenewBaseline().to_bytes(), key=model.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    print(f"asked the workers of {model} to take their organic baseline again")
     return EXIT_OK
 
 

@@ -19,6 +19,7 @@ from monitor.core.sketch import Sketch
 from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureResult
 
 BLOCK_LOOKS = 1000
+WARMUP_BLOCKS = 50  # detector warm-up blocks drawn from a baseline that has no rows
 
 
 class Analyzer:
@@ -49,13 +50,20 @@ class Analyzer:
         self.detectors = self.seeded_detectors()
 
     def seeded_detectors(self) -> DriftDetectors:
-        """New online detectors, fed the profile's reservoir sample: they start from the synthetic world."""
-        warmup = self.sketcher.encode(self.profile.sample)
+        """New online detectors, fed the profile's reservoir sample (they start from its world), or,
+        for a baseline without rows, blocks drawn from its bins."""
+        rows = len(next(iter(self.profile.sample.values()), ()))
+        if rows:
+            encoded = self.sketcher.encode(self.profile.sample)
+            warmup = self.blocks({name: e.index for name, e in encoded.items() if e.owner is None})
+        else:
+            rng, block = np.random.default_rng(0), self.settings.detector.block
+            warmup = {c.name: rng.multinomial(block, self._references[c.name][0], size=WARMUP_BLOCKS)
+                      for c in self.profile.channels if c.kind in ("numeric", "categorical")}
         return DriftDetectors(
             self.profile.channels, {c.name: self._references[c.name][0] for c in self.profile.channels},
             self.settings.detector, self.judge_counts,
-            lambda channel, statistic: self.settings.threshold(channel.feature, statistic).warning,
-            self.blocks({name: e.index for name, e in warmup.items() if e.owner is None}))
+            lambda channel, statistic: self.settings.threshold(channel.feature, statistic).warning, warmup)
 
     def _size(self, channel: str) -> int:
         return self.profile.reference.counts[channel].shape[1]

@@ -346,6 +346,18 @@ def baseline(synthetic: Profile, path: str | Path) -> Profile:
                    meta)
 
 
+def taken_baseline(synthetic: Profile, traffic: Sketch) -> Profile:
+    """An organic baseline that the worker took from its first windows of traffic: their merged
+    sketch, in the synthetic profile's bins, and no rows (its detectors are seeded from its bins)."""
+    meta = {**synthetic.meta, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "input": {"path": "worker", "format": "windows", "sha256": traffic.digest(), "rows": traffic.events},
+            "provenance_mix": {}, "baseline_of": synthetic.id}
+    reference = Sketch(traffic.events, traffic.counts, traffic.sums, traffic.squares, {})
+    empty = {name: values[:0] for name, values in synthetic.sample.items()}
+    return Profile(synthetic.spec, synthetic.channels, synthetic.groups, reference, synthetic.segment_values,
+                   empty, meta)
+
+
 def check_baseline(synthetic: Profile, organic: Profile, path: str | Path) -> None:
     """Fails with one line unless `organic` is a baseline made from `synthetic`."""
     same_bins = [_channel_json(c) for c in organic.channels] == [_channel_json(c) for c in synthetic.channels]

@@ -138,9 +138,19 @@ class Progress:
         return cls(tuple(Position(str(s), int(p), bool(c), float(i)) for s, p, c, i in data["progress"]))
 
 
-def decode(raw: bytes | str) -> Partial | Progress:
-    """A message of the sketches topic: a chunk's partial or a reader's progress."""
+@dataclass(frozen=True, slots=True)
+class RenewBaseline:
+    """An operator's word (`synthdrift baseline renew`): take the organic baseline again."""
+
+    def to_bytes(self) -> bytes:
+        return b'{"renew_baseline": true}'
+
+
+def decode(raw: bytes | str) -> Partial | Progress | RenewBaseline:
+    """A message of the sketches topic: a chunk's partial, a reader's progress, or a renewal."""
     data = orjson.loads(raw)
+    if "renew_baseline" in data:
+        return RenewBaseline()
     return Progress.from_json(data) if "progress" in data else Partial.from_json(data)
 
 

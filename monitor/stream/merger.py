@@ -14,12 +14,15 @@ import time
 from collections import deque
 from typing import Any, MutableMapping
 
+import orjson
+
 from monitor.config import WorkerConfig
 from monitor.core.alerts import AlertStates
 from monitor.core.analyzer import Analyzer
-from monitor.core.profile import Profile
+from monitor.core.profile import Profile, taken_baseline
 from monitor.core.severity import Severity
-from monitor.core.windows import Assembler, Partial, Window, decode
+from monitor.core.sketch import Sketch
+from monitor.core.windows import Assembler, Partial, RenewBaseline, Window, decode
 from monitor.export.alerts import alert_event
 from monitor.export.metrics import Metrics
 from monitor.stream.topics import sources
@@ -39,6 +42,10 @@ class Merger:
         self.profile = profile
         self.analyzer = analyzer
         self.gap = gap
+        self.synthetic = gap or analyzer  # what the reality gap is measured with
+        # With `baseline: {events: N}`, the windows merged until the worker took its baseline.
+        self.taking = config.baseline_events if gap is None else None
+        self.taken: Sketch | None = None
         self.metrics = metrics
         self.store = store
         self.partitions = dict.fromkeys(sources(config.topics, profile.spec), config.kafka.partitions)
@@ -64,6 +71,8 @@ class Merger:
             late = assembler.add(message, now)
             if late:
                 self.metrics.events.labels("requests", "late").inc(late)
+        elif isinstance(message, RenewBaseline):
+            self._renew()
         else:
             assembler.progress(message, now)
         events: list[dict[str, Any]] = []
@@ -79,13 +88,21 @@ class Merger:
         """What /status shows: the last windows' verdicts, the events that came after their window
         closed, and the alert states."""
         late = self.assembler.late_events() if self.assembler else 0
-        return {"profile": self.profile.id, "windows": list(self.recent), "late": late,
-                "alerts": self.alert_states.to_json()}
+        baseline = None
+        if self.taking:
+            baseline = {"events": self.taken.events if self.taken else 0, "of": self.taking,
+                        "taken": self.gap is not None}
+        return {"profile": self.profile.id, "reference": self.metrics.reference, "baseline": baseline,
+                "windows": list(self.recent), "late": late, "alerts": self.alert_states.to_json()}
 
     def _open(self) -> Assembler:
         self.assembler = Assembler(self.store, self.analyzer.sketcher.empty(), self.partitions,
                                    self.config.window.idle_seconds)
         state = self.assembler.judged_state()
+        if self.taking and state.get("baseline"):
+            self.taken = Sketch.from_json(orjson.loads(state["baseline"]))
+            if self.taken.events >= self.taking and self.gap is None:
+                self._adopt(self.taken)
         detectors = state.get("detectors")
         if detectors is not None and not self.analyzer.detectors.restore(detectors):
             log.warning("the stored detector state is from another version or setting: detectors re-seeded "
@@ -100,8 +117,39 @@ class Merger:
         """What a successor needs after the window just judged: detector and alert states, and the
         windows' figures /status shows (without their details)."""
         windows = [{**w, "results": [], "coverage_gaps": [], "detections": [], "alerts": []} for w in self.recent]
-        return {"detectors": self.analyzer.detectors.to_json(), "alerts": self.alert_states.to_json(),
-                "windows": windows}
+        state = {"detectors": self.analyzer.detectors.to_json(), "alerts": self.alert_states.to_json(),
+                 "windows": windows}
+        if self.taken is not None:  # JSON text, as chunks are: one string, not a tree of objects
+            state["baseline"] = orjson.dumps(self.taken.to_json(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        return state
+
+    def _take(self, sketch: Sketch) -> None:
+        """Adds a judged window to the baseline being taken; adopts it once it holds enough events."""
+        assert self.taking
+        self.taken = sketch if self.taken is None else self.taken.merge(sketch)
+        if self.taken.events >= self.taking:
+            self._adopt(self.taken)
+            log.info("organic baseline taken from %d events: drift is judged against it from now on",
+                     self.taken.events)
+
+    def _adopt(self, traffic: Sketch) -> None:
+        """From now on drift is judged against the baseline taken, the reality gap against the profile."""
+        organic = taken_baseline(self.profile, traffic)
+        self.gap, self.analyzer = self.synthetic, Analyzer(organic, self.config.drift)
+        self.metrics.reference = "organic"
+        self.metrics.forget_windows()
+        self.metrics.record_gap(self.synthetic.evaluate(organic.reference), self._ranks, standing=True)
+
+    def _renew(self) -> None:
+        """Takes the baseline again from the next windows; until then drift is judged against the profile."""
+        if not self.taking:
+            log.warning("a baseline renewal came, but this worker takes no baseline (`baseline: {events: N}`)")
+            return
+        self.analyzer, self.gap, self.taken = self.synthetic, None, None
+        self.metrics.reference = "synthetic"
+        self.metrics.forget_windows()
+        self.metrics.standing_gap_psi.clear()
+        log.info("taking the organic baseline again, from the next %d events", self.taking)
 
     def _judge(self, window: Window) -> list[dict[str, Any]]:
         """Statistics, detectors and metrics for one closed window; returns its alert events."""
@@ -129,9 +177,12 @@ class Merger:
         worst = max((r.severity for r in results), default=Severity.OK)
         self.recent.append({
             "key": window.key, "events": window.sketch.events, "digest": window.sketch.digest(), "worst": str(worst),
+            "reference": metrics.reference,
             "results": [r.to_json() for r in results if r.severity > Severity.OK],
             "coverage_gaps": [g.to_json() for g in gaps[:10]], "detections": detections, "alerts": events,
         })
         log.info("window %s: %d events, worst %s, %d alert events", window.key, window.sketch.events, worst,
                  len(events))
+        if self.taking and self.gap is None:
+            self._take(window.sketch)
         return events
