@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup tools test demo bench clean
+.PHONY: setup tools test demo bench peers clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: setup
 	$(PY) benchmarks/core.py
 	$(PY) benchmarks/check.py
 	$(PY) benchmarks/worker.py
+
+# synthdrift next to Evidently and NannyML on the same real data; each peer in its own venv (~3 GB).
+peers: setup
+	$(PY) benchmarks/peers.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .hypothesis .mypy_cache .ruff_cache
