@@ -150,6 +150,7 @@ class DriftDetectors:
         """One block through the channel's detectors; a negative `end` marks a warm-up block."""
         self._recent[channel.name].append(block)
         found = []
+        effect: Severity | None = None  # of the recent blocks: judged once a block, if a firing waits
         for signal, value in zip(self.SIGNALS, signals, strict=True):
             key = f"{channel.name}|{signal}"
             detector = self._detectors[key]
@@ -157,7 +158,9 @@ class DriftDetectors:
             if detector.drift_detected and end >= 0:
                 self._pending[key] = CONFIRM_BLOCKS
             if key in self._pending:
-                if self._effect(channel, RECENT_BLOCKS, channel.judged) >= Severity.WARNING:
+                if effect is None:
+                    effect = self._effect(channel, RECENT_BLOCKS, channel.judged)
+                if effect >= Severity.WARNING:
                     del self._pending[key]
                     found.append(Detection(channel.feature, channel.name, signal, self.settings.kind, end))
                 else:
