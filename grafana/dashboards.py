@@ -132,6 +132,10 @@ def segment() -> dict[str, Any]:
         panel("timeseries", "Accuracy on organic data, by segment (the reality gap)",
               [target('synthdrift_feature_drift_score{model="$model", feature="performance", statistic="accuracy"}',
                       "{{segment}}")], fieldConfig={"defaults": {"unit": "percentunit"}}),
+        panel("timeseries", "Accuracy in the segment: live with its 95% interval, and the synthetic evaluation's",
+              [target(f'synthdrift_feature_drift_score{{{selector}, feature="performance", statistic=~"accuracy'
+                      f'|accuracy_low|accuracy_high|synthetic_accuracy"}}', "{{statistic}}")],
+              fieldConfig={"defaults": {"unit": "percentunit"}}),
         panel("barchart", "Synthetic and live distribution per bin, this segment",
               [target(f'synthdrift_feature_bin_share{{{selector}, feature="$feature"}}', "{{source}} {{bin}}",
                       instant=True)], width=24),
