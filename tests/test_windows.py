@@ -293,6 +293,9 @@ def test_the_merger_takes_its_organic_baseline_and_judges_drift_against_it(small
     assert [w["reference"] for w in windows] == ["synthetic"] * 2 + ["organic"] * 8
     assert windows[0]["worst"] == "critical" and all(w["worst"] == "ok" for w in windows[2:])
     assert status["reference"] == "organic" and status["baseline"] == {"events": 1800, "of": 1800, "taken": True}
+    # The standing gap, live at /status: the last window against the synthetic profile.
+    assert any(r["feature"] == "amount" and r["segment"] is None and r["severity"] == "critical"
+               for r in status["reality_gap"])
     standing = registry.get_sample_value("synthdrift_reality_gap_standing_psi",
                                          {"model": "small", "feature": "amount", "segment": "all"})
     assert standing is not None and standing > 0.25

@@ -46,6 +46,7 @@ class Merger:
         # With `baseline: {events: N}`, the windows merged until the worker took its baseline.
         self.taking = config.baseline_events if gap is None else None
         self.taken: Sketch | None = None
+        self.reality_gap: list[dict[str, Any]] = []  # with a baseline: the last window against the profile
         self.metrics = metrics
         self.store = store
         self.partitions = dict.fromkeys(sources(config.topics, profile.spec), config.kafka.partitions)
@@ -93,7 +94,8 @@ class Merger:
             baseline = {"events": self.taken.events if self.taken else 0, "of": self.taking,
                         "taken": self.gap is not None}
         return {"profile": self.profile.id, "reference": self.metrics.reference, "baseline": baseline,
-                "windows": list(self.recent), "late": late, "alerts": self.alert_states.to_json()}
+                "reality_gap": self.reality_gap, "windows": list(self.recent), "late": late,
+                "alerts": self.alert_states.to_json()}
 
     def _open(self) -> Assembler:
         self.assembler = Assembler(self.store, self.analyzer.sketcher.empty(), self.partitions,
@@ -145,7 +147,7 @@ class Merger:
         if not self.taking:
             log.warning("a baseline renewal came, but this worker takes no baseline (`baseline: {events: N}`)")
             return
-        self.analyzer, self.gap, self.taken = self.synthetic, None, None
+        self.analyzer, self.gap, self.taken, self.reality_gap = self.synthetic, None, None, []
         self.metrics.reference = "synthetic"
         self.metrics.forget_windows()
         self.metrics.standing_gap_psi.clear()
@@ -163,7 +165,9 @@ class Merger:
             metrics.record_detections(found)
         metrics.record_window(results, gaps, window.sketch.events, self.config.drift, self._ranks)
         if self.gap is not None:
-            metrics.record_gap(self.gap.evaluate(window.sketch), self._ranks)
+            gap_results = self.gap.evaluate(window.sketch)
+            metrics.record_gap(gap_results, self._ranks)
+            self.reality_gap = [r.to_json() for r in gap_results if r.severity][:RECENT_WINDOWS]
         metrics.record_bins(profile.channels, profile.groups, profile.reference, window.sketch, self._ranks)
         metrics.last_window.labels(profile.spec.model).set_to_current_time()
         if self.config.window.seconds and not self.config.window.events:
