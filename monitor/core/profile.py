@@ -127,8 +127,8 @@ class Profile:
             if shape != (len(groups), channel.bins.size):
                 raise ProfileError(f"{path}: reference counts of {channel.name!r} have shape {shape}, expected "
                                    f"{(len(groups), channel.bins.size)}; rebuild the profile")
-        meta = {k: data[k] for k in ("format", "version", "created_at", "input", "settings",
-                                     "provenance_mix", "evaluation", "baseline_of") if k in data}
+        meta = {k: data[k] for k in ("format", "version", "created_at", "input", "provenance_mix", "evaluation",
+                                     "settings", "baseline_of") if k in data}
         return cls(spec, channels, groups, reference, data["segment_values"], coerce(data["sample"], spec), meta)
 
 
@@ -304,18 +304,19 @@ def build(spec: Spec, path: str | Path, settings: ProfileSettings = ProfileSetti
         if progress:
             progress(2, rows)
     reference.gaps.clear()  # gaps are for live traffic; the reference has none by definition
-    provenance = first.values.get(spec.provenance or "", Counter())
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "input": {"path": Path(path).name, "format": table_format(Path(path)), "sha256": sha256(path),
-                  "rows": first.rows},
-        "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
-        "provenance_mix": {k: v / first.rows for k, v in provenance.most_common()},
-        "evaluation": evaluation.summary(),
-    }
+    meta = {"format": FORMAT, "version": VERSION, **_table_meta(path, first, evaluation),
+            "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__}}
     return Profile(spec, channels, groups, reference, segment_values, first.sample, meta)
+
+
+def _table_meta(path: str | Path, first: _FirstPass, evaluation: _Evaluation) -> dict[str, Any]:
+    """What a profile records of the table it was made from."""
+    provenance = first.values.get(first.spec.provenance or "", Counter())
+    return {"created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "input": {"path": Path(path).name, "format": table_format(Path(path)), "sha256": sha256(path),
+                      "rows": first.rows},
+            "provenance_mix": {k: v / first.rows for k, v in provenance.most_common()},
+            "evaluation": evaluation.summary()}
 
 
 def baseline(synthetic: Profile, path: str | Path) -> Profile:
@@ -335,13 +336,7 @@ def baseline(synthetic: Profile, path: str | Path) -> Profile:
     if not first.rows:
         raise ProfileError(f"{path}: the organic table has no rows")
     reference.gaps.clear()
-    provenance = first.values.get(spec.provenance or "", Counter())
-    meta = {**synthetic.meta,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "input": {"path": Path(path).name, "format": table_format(Path(path)), "sha256": sha256(path),
-                      "rows": first.rows},
-            "provenance_mix": {k: v / first.rows for k, v in provenance.most_common()},
-            "evaluation": evaluation.summary(), "baseline_of": synthetic.id}
+    meta = {**synthetic.meta, **_table_meta(path, first, evaluation), "baseline_of": synthetic.id}
     return Profile(spec, synthetic.channels, synthetic.groups, reference, synthetic.segment_values, first.sample,
                    meta)
 

@@ -55,7 +55,7 @@ class Merger:
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_WINDOWS)
         self._ranks = {g.name: i for i, g in enumerate(profile.groups[1:])}
         if gap is not None:
-            metrics.record_gap(gap.evaluate(analyzer.profile.reference), self._ranks, standing=True)
+            self._record_standing(analyzer.profile)
 
     def reset(self) -> None:
         """After a rebalance: the state is reopened from the (recovered) store at the next message,
@@ -140,6 +140,10 @@ class Merger:
         self.gap, self.analyzer = self.synthetic, Analyzer(organic, self.config.drift)
         self.metrics.reference = "organic"
         self.metrics.forget_windows()
+        self._record_standing(organic)
+
+    def _record_standing(self, organic: Profile) -> None:
+        """The gap standing when the baseline was taken: the baseline against the synthetic profile."""
         self.metrics.record_gap(self.synthetic.evaluate(organic.reference), self._ranks, standing=True)
 
     def _renew(self) -> None:
