@@ -97,6 +97,13 @@ def overview() -> dict[str, Any]:
               [target('synthdrift_reality_gap_psi{model="$model", segment="all"}', "{{feature}} live"),
                target('synthdrift_reality_gap_standing_psi{model="$model", segment="all"}', "{{feature}} standing")],
               width=24),
+        panel("timeseries", "Accuracy by provenance, 95% interval, beside the synthetic evaluation",
+              [target('synthdrift_accuracy_ratio{model="$model", segment="all"}', "{{provenance}} {{statistic}}")],
+              description="Organic accuracy against the synthetic evaluation is the reality gap of performance; "
+                          "an interval above it is no gap, however low the estimate.",
+              fieldConfig={"defaults": {"unit": "percentunit"}}),
+        panel("timeseries", "Events by provenance (only organic events judge drift)",
+              [target('synthdrift_provenance_events{model="$model"}', "{{provenance}}")]),
     ])
 
 
@@ -130,11 +137,10 @@ def segment() -> dict[str, Any]:
         panel("timeseries", "PSI by feature in the segment",
               [target(f'synthdrift_feature_drift_score{{{selector}, statistic="psi"}}', "{{feature}}")]),
         panel("timeseries", "Accuracy on organic data, by segment (the reality gap)",
-              [target('synthdrift_feature_drift_score{model="$model", feature="performance", statistic="accuracy"}',
+              [target('synthdrift_accuracy_ratio{model="$model", provenance="organic", statistic="accuracy"}',
                       "{{segment}}")], fieldConfig={"defaults": {"unit": "percentunit"}}),
-        panel("timeseries", "Accuracy in the segment: live with its 95% interval, and the synthetic evaluation's",
-              [target(f'synthdrift_feature_drift_score{{{selector}, feature="performance", statistic=~"accuracy'
-                      f'|accuracy_low|accuracy_high|synthetic_accuracy"}}', "{{statistic}}")],
+        panel("timeseries", "Organic accuracy in the segment with its 95% interval, and the synthetic evaluation's",
+              [target(f'synthdrift_accuracy_ratio{{{selector}, provenance="organic"}}', "{{statistic}}")],
               fieldConfig={"defaults": {"unit": "percentunit"}}),
         panel("barchart", "Synthetic and live distribution per bin, this segment",
               [target(f'synthdrift_feature_bin_share{{{selector}, feature="$feature"}}', "{{source}} {{bin}}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import orjson
@@ -130,14 +131,24 @@ def test_a_worker_that_cannot_reach_kafka_stops_with_one_line(files: dict[str, P
 
 def test_an_organic_baseline_judges_drift_and_the_profile_the_gap(files: dict[str, Path], tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    baseline = tmp_path / "baseline.json"
+    baseline, organic = tmp_path / "baseline.json", tmp_path / "organic.csv"
+    # Only organic rows make a baseline: the synthetic training table has none.
     assert main(["profile", "baseline", "--profile", str(files["profile"]), "--input", str(files["train"]),
+                 "--output", str(baseline)]) == 2
+    assert "no organic rows" in capsys.readouterr().err
+    with files["train"].open(newline="") as source, organic.open("w", newline="") as target:
+        rows = list(csv.DictReader(source))
+        writer = csv.DictWriter(target, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "source": "organic" if i % 2 else "synthetic"} for i, row in enumerate(rows))
+    assert main(["profile", "baseline", "--profile", str(files["profile"]), "--input", str(organic),
                  "--output", str(baseline)]) == 0
     assert "organic baseline" in capsys.readouterr().out
     assert main(["check", "--profile", str(files["profile"]), "--baseline", str(baseline), "--input",
                  str(files["stable"]), "--format", "json"]) == 0
     report = orjson.loads(capsys.readouterr().out)
     assert report["reference"] == "organic" and report["worst"] == "ok" and report["reality_gap"] == []
+    assert orjson.loads(baseline.read_bytes())["input"]["rows"] == 1500  # the organic half of the table
     # A profile of its own is no baseline: one line says what to do.
     assert main(["check", "--profile", str(files["profile"]), "--baseline", str(files["profile"]), "--input",
                  str(files["stable"])]) == 2
@@ -156,4 +167,43 @@ def test_check_reports_live_accuracy_with_its_interval_beside_the_synthetic_one(
     for stats in performance:
         assert 0 < stats["accuracy_low"] <= stats["accuracy"] <= stats["accuracy_high"] <= 1
         assert stats["accuracy_high"] - stats["accuracy_low"] < 0.1  # 2,000 labels: a narrow interval
-        assert 0 < stats["synthetic_accuracy"] <= 1
+        assert 0 < stats["reference_accuracy"] <= 1
+
+
+def test_check_reports_accuracy_by_provenance_and_segment_against_the_synthetic_evaluation(
+        files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    events = [orjson.loads(line) for line in files["live"].read_bytes().splitlines()]
+    labelled = {p: sum(1 for e in events if e["provenance"] == p and "label" in e) for p in ("organic", "synthetic")}
+    assert main(["check", "--profile", str(files["profile"]), "--input", str(files["live"]), "--format",
+                 "json"]) == 0
+    accuracy = orjson.loads(capsys.readouterr().out)["accuracy"]
+    by_provenance = {s["provenance"]: s for s in accuracy["by_provenance"]}
+    assert {p: s["labelled"] for p, s in by_provenance.items()} == labelled
+    # Reality moved in the second half; the synthetic probes did not.
+    assert by_provenance["organic"]["below_synthetic"] and not by_provenance["synthetic"]["below_synthetic"]
+    for row in by_provenance.values():
+        assert row["accuracy_low"] <= row["accuracy"] <= row["accuracy_high"]
+    segments = {tuple(r["segment"].items())[0] for r in accuracy["by_segment"]}
+    assert ("language", "en") in segments and ("region", "eu") in segments
+    assert sum(r["stats"]["labelled"] for r in accuracy["by_segment"] if "region" in r["segment"]) \
+        <= labelled["organic"]
+
+
+def test_only_organic_events_judge_drift(files: dict[str, Path], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Probes far from reality (amounts x100) are counted, and judge nothing."""
+    events = [orjson.loads(line) for line in files["stable"].read_bytes().splitlines()]
+    for event in events:
+        if event["provenance"] != "organic":
+            event["features"]["amount"] *= 100
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    assert main(["check", "--profile", str(files["profile"]), "--input", str(mixed), "--format", "json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    assert report["worst"] == "ok" and report["events"] == len(events)
+    probes = sum(1 for e in events if e["provenance"] != "organic")
+    assert 100 < probes < len(events) / 4
+    for event in events:
+        event["provenance"] = "organic"
+    mixed.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    assert main(["check", "--profile", str(files["profile"]), "--input", str(mixed), "--fail-on", "critical"]) == 1

@@ -60,7 +60,7 @@ def test_bad_worker_configuration_is_one_line(environ: dict[str, str], message: 
 
 def test_unmatched_join_halves_expire_and_are_counted() -> None:
     join = JoinBuffer(ttl=10, max_pending=2)
-    join.request("a", {}, now=0)
+    join.request("a", {}, None, now=0)
     join.prediction("b", {"label": 1}, now=0)
     join.expire(now=5)
     assert join.pending() == 2
@@ -72,7 +72,7 @@ def test_unmatched_join_halves_expire_and_are_counted() -> None:
 def test_the_join_buffer_is_bounded() -> None:
     join = JoinBuffer(ttl=1000, max_pending=3)
     for i in range(10):
-        join.request(f"r{i}", {}, now=i)
+        join.request(f"r{i}", {}, None, now=i)
     assert join.pending() == 3 and join.outcomes[("request", "expired")] == 7
     assert join.prediction("r9", {"label": 1}, now=11)  # the newest ones are kept
 
@@ -137,7 +137,7 @@ def test_coverage_gap_series_stay_flat_over_ever_new_values() -> None:
 def test_join_buffers_are_bounded_by_memory() -> None:
     join = JoinBuffer(ttl=1000, max_pending=1_000_000, max_bytes=4 * 100_000)
     for i in range(10_000):
-        join.request(f"r{i}", {"language": "en", "region": "eu"}, now=0)
+        join.request(f"r{i}", {"language": "en", "region": "eu"}, None, now=0)
     assert 0 < join.pending_bytes() <= 100_000 and join.pending() < 250
     assert join.outcomes[("request", "expired")] == 10_000 - join.pending()
 

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import orjson
 import pytest
-from streaming import Stack, metrics, wait_for
+from streaming import Stack, metrics, status, wait_for
 
 from monitor.commands.replay import Drift, simulate
 from monitor.core.profile import Profile
@@ -56,6 +56,10 @@ def test_drift_reaches_metrics_and_alert_events(stack: Stack, profile_path: Path
     port = stack.workers[0][1]
     assert {f.name for f in metrics(port, "synthdrift_events_total")} == {"synthdrift_events"}
     assert len(metrics(port)) > 10
+    # /status explains the gap of the last (drifted) window: the bins that carry its PSI.
+    gap = {(r["feature"], str(r["segment"])): r for r in status(port)["reality_gap"]}
+    bins = gap[("amount", "None")]["bins"]
+    assert bins and bins[0]["psi"] > 0.05 and bins[0]["real"] != bins[0]["synthetic"]
     alerts = [orjson.loads(r.value) for r in stack.read_topic(stack.topics.alerts, 1)]
     amount = [a for a in alerts if a["feature"] == "amount" and a["segment"] is None]
     assert amount and amount[0]["state"] == "critical" and amount[0]["previous"] == "ok"
@@ -86,9 +90,12 @@ def test_invalid_events_go_to_the_dead_letter_topic_with_their_reason(stack: Sta
 def test_predictions_join_their_requests_in_either_order(stack: Stack, profile_path: Path) -> None:
     stack.start_worker()
     records = [orjson.loads(line) for line in traffic(profile_path, events=1000)]
-    requests = [{k: v for k, v in r.items() if k not in ("prediction", "label")} for r in records]
+    # 200 synthetic probe requests; 100 organic requests labelled by a synthetic labeller.
+    requests = [{**{k: v for k, v in r.items() if k not in ("prediction", "label")},
+                 "provenance": "synthetic" if i < 200 else "organic"} for i, r in enumerate(records)]
     outputs = [{k: r[k] for k in ("request_id", "timestamp", "model", "prediction")} for r in records]
-    feedback = [{"request_id": r["request_id"], "label": r["label"], "provenance": "organic"} for r in records]
+    feedback = [{"request_id": r["request_id"], "label": r["label"],
+                 "provenance": "synthetic" if 200 <= i < 300 else None} for i, r in enumerate(records)]
     # Half the predictions arrive before their requests, half after; the feedback last.
     stack.produce_to(stack.topics.predictions, outputs[:500])
     stack.produce_to(stack.topics.requests, requests)
@@ -102,6 +109,20 @@ def test_predictions_join_their_requests_in_either_order(stack: Stack, profile_p
     # Accuracy per language needs the request's segment, the prediction and the label together.
     wait_for(lambda: stack.metric("synthdrift_feature_drift_score", feature="performance", segment="language=en",
                                   statistic="accuracy") > 0.5, 30, "accuracy by segment from joined feedback")
+    # Every event and label counts once, under its record's provenance (a label's, unless organic).
+    def by_provenance() -> dict[str, list[int]]:
+        totals: dict[str, list[int]] = {}
+        for window in stack.windows().values():
+            for row in window["provenance"]:
+                counted = totals.setdefault(row["provenance"], [0, 0])
+                counted[0] += row["events"]
+                counted[1] += row["labelled"]
+        return totals
+    wait_for(lambda: by_provenance() == {"organic": [800, 700], "synthetic": [200, 300]}, 30,
+             "events and labels by provenance")
+    wait_for(lambda: stack.metric("synthdrift_accuracy_ratio", provenance="organic", segment="language=en",
+                                  statistic="accuracy") > 0.5, 30, "organic accuracy by segment on /metrics")
+    assert stack.metric("synthdrift_accuracy_ratio", segment="all", statistic="synthetic_accuracy") > 0.5
 
 
 def window_digests(windows: dict[int, dict]) -> dict[int, tuple[int, str]]:

@@ -30,13 +30,15 @@ class CheckReport:
     detections: list[dict[str, Any]] = field(default_factory=list)
     coverage_gaps: list[dict[str, Any]] = field(default_factory=list)
     reality_gap: list[dict[str, Any]] = field(default_factory=list)  # with a baseline: all events vs synthetic
+    # All events against the synthetic evaluation: by provenance, and on organic traffic by segment.
+    accuracy: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     worst: Severity = Severity.OK
 
     def to_json(self) -> dict[str, Any]:
         return {"profile": self.profile, "reference": self.reference, "window": self.window, "events": self.events,
                 "invalid": self.invalid, "worst": str(self.worst), "windows": self.windows,
                 "detections": self.detections, "coverage_gaps": self.coverage_gaps, "reality_gap": self.reality_gap,
-                "invalid_lines": self.invalid_lines}
+                "accuracy": self.accuracy, "invalid_lines": self.invalid_lines}
 
 
 def check(profile: Profile, lines: Iterable[bytes], window: int = 5000,
@@ -85,8 +87,13 @@ def check(profile: Profile, lines: Iterable[bytes], window: int = 5000,
         start = end
     report.events = start - report.invalid  # valid events: with `invalid`, every non-blank line
     report.coverage_gaps = [g.to_json() for g in analyzer.coverage_gaps(whole)]
+    synthetic = Analyzer(profile, settings) if baseline else analyzer
+    gap = synthetic.evaluate(whole)
     if baseline:
-        report.reality_gap = [r.to_json() for r in Analyzer(profile, settings).evaluate(whole) if r.severity]
+        report.reality_gap = [r.to_json() for r in gap if r.severity]
+    report.accuracy = {"by_provenance": [s.to_json() for s in synthetic.sources(whole) if s.labelled],
+                       "by_segment": [r.to_json() for r in gap if r.kind == "performance" and r.group.field
+                                      and r.stats["labelled"]]}
     return report
 
 
@@ -127,6 +134,14 @@ def render_text(report: CheckReport) -> str:
         lines += ["", "reality gap (all events against the synthetic profile):"]
         lines += [f"  {r['feature']:24} {_segment_name(r['segment']):20} {r['severity']:9} "
                   f"{r['breaches'][0]} {r['stats'][r['breaches'][0]]:.4g}" for r in report.reality_gap[:20]]
+    by_provenance, by_segment = report.accuracy.get("by_provenance"), report.accuracy.get("by_segment")
+    if by_provenance or by_segment:
+        lines += ["", "accuracy against the synthetic evaluation (95% interval; by segment: organic traffic):"]
+        lines += [_accuracy_line(f"provenance {s['provenance']}", s["labelled"], s["accuracy"], s["accuracy_low"],
+                                 s["accuracy_high"], s["synthetic_accuracy"]) for s in by_provenance or []]
+        lines += [_accuracy_line(f"segment {_segment_name(r['segment'])}", int(r["stats"]["labelled"]),
+                                 *(r["stats"][k] for k in ("accuracy", "accuracy_low", "accuracy_high",
+                                                           "reference_accuracy"))) for r in by_segment or []]
     if report.coverage_gaps:
         lines += ["", "coverage gaps (values the synthetic data never had):"]
         lines += [f"  {g['field']}={g['value']}: {g['live_share']:.1%} of events" for g in report.coverage_gaps[:20]]
@@ -136,6 +151,12 @@ def render_text(report: CheckReport) -> str:
         if report.invalid > 20:
             lines.append(f"  … {report.invalid - 20:,} more")
     return "\n".join(lines)
+
+
+def _accuracy_line(name: str, labelled: int, accuracy: float, low: float, high: float, synthetic: float) -> str:
+    below = "  below the synthetic evaluation" if high < synthetic else ""
+    return (f"  {name:32} {labelled:>8,} labelled  {accuracy:.3f} [{low:.3f}, {high:.3f}]  "
+            f"synthetic {synthetic:.3f}{below}")
 
 
 def _segment_name(segment: dict[str, str] | None) -> str:

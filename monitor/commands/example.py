@@ -100,20 +100,23 @@ def training_rows(rows: int = 20_000, seed: int = 7) -> Iterator[dict[str, Any]]
         yield {**_record(rng, index, drifted=False), "source": "synthetic"}
 
 
-def live_events(events: int = 60_000, drift_at: int = 30_000, labelled: float = 0.3,
+def live_events(events: int = 60_000, drift_at: int = 30_000, labelled: float = 0.3, probes: float = 0.1,
                 seed: int = 11) -> Iterator[dict[str, Any]]:
-    """Production traffic as live events; reality departs from the synthetic data at `drift_at`."""
+    """Production traffic as live events; reality departs from the synthetic data at `drift_at`. A
+    share `probes` of them are synthetic probes (canaries made like the training rows): they never
+    drift, and judge nothing but their own accuracy."""
     rng = np.random.default_rng(seed)
     features = list(SPEC["features"])
     for index in range(events):
-        row = _record(rng, index, drifted=index >= drift_at)
+        probe = rng.random() < probes
+        row = _record(rng, index, drifted=index >= drift_at and not probe)
         event = {
             "request_id": row["request_id"],
             "timestamp": row["timestamp"],
             "model": MODEL,
             "features": {name: row[name] for name in features},
             "segments": {"language": row["language"], "region": row["region"]},
-            "provenance": "organic",
+            "provenance": "synthetic" if probe else "organic",
             "prediction": {"label": row["predicted"], "score": row["confidence"]},
         }
         if rng.random() < labelled:

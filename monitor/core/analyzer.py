@@ -11,12 +11,12 @@ import numpy as np
 from monitor.core import statistics
 from monitor.core.calibration import NullBounds
 from monitor.core.channels import Channel, Encoded, NumericBins
-from monitor.core.columns import Columns
+from monitor.core.columns import Columns, take
 from monitor.core.detectors import DriftDetectors, block_counts, block_ends
 from monitor.core.profile import Profile
 from monitor.core.severity import Severity, Threshold, judge
 from monitor.core.sketch import Sketch
-from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureResult
+from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureResult, SourceResult
 
 BLOCK_LOOKS = 1000
 WARMUP_BLOCKS = 50  # detector warm-up blocks drawn from a baseline that has no rows
@@ -69,9 +69,13 @@ class Analyzer:
         return self.profile.reference.counts[channel].shape[1]
 
     def observe(self, columns: Columns, offsets: np.ndarray) -> tuple[Sketch, list[Detection]]:
-        """Sketches a batch and runs the detectors over it; `offsets` are the rows' stream positions."""
-        encoded = self.sketcher.encode(columns)
+        """Sketches a batch and runs the detectors over its organic rows; `offsets` are the rows'
+        stream positions."""
         sketch = self.sketcher.empty()
+        organic = self.sketcher.split(sketch, columns)
+        if organic is not None:
+            columns, offsets = take(columns, organic), offsets[organic]
+        encoded = self.sketcher.encode(columns)
         self.sketcher.update(sketch, columns, encoded)
         return sketch, self.detect(encoded, offsets)
 
@@ -160,6 +164,25 @@ class Analyzer:
                                      self.settings.threshold(channel.feature, statistic), bound))
         return worst
 
+    def sources(self, sketch: Sketch) -> list[SourceResult]:
+        """Per provenance, most events first: events, and accuracy with its interval beside this
+        analyzer's reference accuracy (the synthetic evaluation, on the synthetic profile's analyzer)."""
+        performance = next((c for c in self.profile.channels if c.kind == "performance"), None)
+        reference = None
+        if performance is not None:
+            right, wrong = self.profile.reference.counts[performance.name][0, :2].tolist()
+            reference = right / (right + wrong) if right + wrong else None
+        results = []
+        for provenance, counts in sketch.sources.items():
+            events, right, wrong = counts.tolist()
+            low, high = statistics.wilson_interval(np.array(right), np.array(right + wrong))
+            labelled = bool(right + wrong)
+            results.append(SourceResult(provenance, events, right + wrong,
+                                        right / (right + wrong) if labelled else None,
+                                        float(low) if labelled else None, float(high) if labelled else None,
+                                        reference))
+        return sorted(results, key=lambda r: (-r.events, -r.labelled, r.provenance))
+
     def coverage_gaps(self, sketch: Sketch) -> list[CoverageGap]:
         """Segment values and categories the synthetic data never had, largest first."""
         gaps = [CoverageGap(name, value, count / sketch.events if sketch.events else 0.0, count)
@@ -176,11 +199,12 @@ def describe(channel: Channel, reference: np.ndarray, counts: np.ndarray, refere
     if kind == "vocabulary":
         stats = {"oov_share": statistics.share(counts, channel.bins.novel)}
     elif kind == "performance":
-        # Live accuracy with its Wilson interval (a few labels say little), beside the synthetic
-        # evaluation's: the reality gap of performance.
+        # Live accuracy with its Wilson interval (a few labels say little), beside the reference's
+        # (on the synthetic profile: the synthetic evaluation, and the reality gap of performance).
         low, high = statistics.wilson_interval(counts[:, 0], counts[:, 0] + counts[:, 1])
         stats = {"accuracy": 1.0 - statistics.share(counts, channel.bins.novel), "accuracy_low": low,
-                 "accuracy_high": high, "synthetic_accuracy": 1.0 - statistics.share(reference, channel.bins.novel)}
+                 "accuracy_high": high, "reference_accuracy": 1.0 - statistics.share(reference, channel.bins.novel),
+                 "labelled": (counts[:, 0] + counts[:, 1]).astype(np.float64)}
     else:
         stats = {"psi": statistics.psi(p, q), "js": statistics.js_distance(p, q)}
     if kind == "categorical":

@@ -14,6 +14,7 @@ import numpy as np
 from monitor.core.spec import Spec
 
 Columns = dict[str, np.ndarray]
+ORGANIC = "organic"  # the provenance of real traffic; an event that names none is organic too
 
 
 def to_numeric(values: Sequence[Any]) -> np.ndarray:
@@ -109,3 +110,22 @@ def concatenate(parts: Sequence[Columns]) -> Columns:
     [1.0, 2.0, 3.0]
     """
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def take(columns: Columns, rows: np.ndarray) -> Columns:
+    """The chosen rows (a boolean mask or indices) of every column."""
+    return {name: values[rows] for name, values in columns.items()}
+
+
+def organic_rows(provenance: np.ndarray) -> np.ndarray:
+    """Which rows are organic: provenance `organic`, or none given (production traffic rarely says).
+
+    >>> organic_rows(np.array(["organic", None, "synthetic"], dtype=object)).tolist()
+    [True, True, False]
+    """
+    return np.asarray((provenance == None) | (provenance == ORGANIC), dtype=bool)  # noqa: E711
+
+
+def organic_only(columns: Columns, provenance: str) -> Columns:
+    """The organic rows of a table's columns (all of them when it has no `provenance` column)."""
+    return take(columns, organic_rows(columns[provenance])) if provenance in columns else columns

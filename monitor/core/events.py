@@ -149,8 +149,7 @@ def to_columns(events: list[dict[str, Any]], spec: Spec) -> Columns:
             raw[spec.prediction_score] = [p.get("score") for p in predictions]
     if spec.label:
         raw[spec.label] = [e.get("label") for e in events]
-    if spec.provenance:
-        raw[spec.provenance] = [e.get("provenance") for e in events]
+    raw[spec.provenance_column] = [e.get("provenance") for e in events]
     return coerce(raw, spec)
 
 

@@ -18,9 +18,10 @@ import numpy as np
 from monitor.core import statistics
 from monitor.core.analyzer import Analyzer
 from monitor.core.channels import CategoryBins, Channel, NumericBins
-from monitor.core.columns import Columns
+from monitor.core.columns import Columns, organic_only
 from monitor.core.profile import Profile
 from monitor.core.severity import Severity
+from monitor.core.sketch import Sketch
 from monitor.core.types import DriftSettings, FeatureResult, Group
 
 TOP_BINS = 3
@@ -59,7 +60,9 @@ class FeatureGap:
 
 
 def reality_gap(profile: Profile, real: Columns, settings: DriftSettings | None = None) -> list[FeatureGap]:
-    """Every feature in every segment, worst first, each with what explains its gap."""
+    """Every feature in every segment, worst first, each with what explains its gap (organic rows
+    only: a table of real rows may hold synthetic ones too)."""
+    real = organic_only(real, profile.spec.provenance_column)
     analyzer = Analyzer(profile, settings)
     sketch = analyzer.sketcher.empty()
     analyzer.sketcher.update(sketch, real, analyzer.sketcher.encode(real))
@@ -78,6 +81,27 @@ def reality_gap(profile: Profile, real: Columns, settings: DriftSettings | None 
                                _side(channel, real[channel.column][live]),
                                _unseen(channel, real[channel.column][live])))
     return gaps
+
+
+def explain(profile: Profile, results: list[FeatureResult], sketch: Sketch) -> list[dict[str, Any]]:
+    """The live report of the gap, for /status: each flagged result (judged against `profile`) with
+    the bins that carry its PSI, missing rates, and the values the synthetic data never had, all
+    from a window's sketch (which keeps counts, not rows: no quantiles)."""
+    channels = {c.feature: c for c in profile.channels if c.kind in ("numeric", "categorical")}
+    report = []
+    for result in results:
+        channel = channels.get(result.feature)
+        if not result.severity or channel is None:
+            if result.severity:
+                report.append(result.to_json())
+            continue
+        g = profile.groups.index(result.group)
+        reference, counts = profile.reference_probabilities(channel, g), sketch.counts[channel.name][g]
+        unseen = sorted(sketch.gaps.get(result.feature, {}).items(), key=lambda kv: -kv[1])[:5]
+        report.append({**result.to_json(), "bins": _carrying_bins(channel, reference, counts),
+                       "missing": {"synthetic": float(reference[-1]), "live": float(statistics.missing_rate(counts))},
+                       "unseen": [{"value": v, "events": n} for v, n in unseen]})
+    return report
 
 
 def _rows(columns: Columns, group: Group) -> np.ndarray:

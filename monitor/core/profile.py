@@ -34,7 +34,7 @@ from monitor.core.channels import (
     feature_kinds,
     text_descriptors,
 )
-from monitor.core.columns import Columns, coerce
+from monitor.core.columns import Columns, coerce, organic_only
 from monitor.core.errors import UsageError
 from monitor.core.sketch import Sketch, Sketcher
 from monitor.core.spec import Spec
@@ -79,7 +79,8 @@ class Profile:
         return f"{self.spec.model}@{self.meta['input']['sha256'][:12]}"
 
     def sketcher(self) -> Sketcher:
-        return Sketcher(self.channels, self.groups, {k: set(v) for k, v in self.segment_values.items()})
+        return Sketcher(self.channels, self.groups, {k: set(v) for k, v in self.segment_values.items()},
+                        self.spec.provenance_column)
 
     def reference_probabilities(self, channel: Channel, group: int) -> np.ndarray:
         """The synthetic distribution over all of a channel's bins (missing included).
@@ -321,20 +322,23 @@ def _table_meta(path: str | Path, first: _FirstPass, evaluation: _Evaluation) ->
 
 def baseline(synthetic: Profile, path: str | Path) -> Profile:
     """An organic baseline: the synthetic profile's bins, groups and segment values, with reference
-    counts, reservoir sample and evaluation taken from a table of organic rows. Drift is judged
-    against it, the reality gap against the synthetic profile: with the same bins, one sketch of a
-    live window serves both."""
+    counts, reservoir sample and evaluation taken from the organic rows of a table (rows whose
+    provenance is another are left out). Drift is judged against it, the reality gap against the
+    synthetic profile: with the same bins, one sketch of a live window serves both."""
     spec = synthetic.spec
     first = _FirstPass(spec, ProfileSettings(**synthetic.meta["settings"]))
     sketcher = synthetic.sketcher()
     reference = sketcher.empty()
     evaluation = _Evaluation(spec)
     for chunk in read_chunks(path, spec):
+        chunk = organic_only(chunk, spec.provenance_column)
+        if not len(next(iter(chunk.values()))):
+            continue
         first.add(chunk)  # for its reservoir sample and provenance counts
         sketcher.update(reference, chunk)
         evaluation.add(chunk)
     if not first.rows:
-        raise ProfileError(f"{path}: the organic table has no rows")
+        raise ProfileError(f"{path}: the organic table has no organic rows")
     reference.gaps.clear()
     meta = {**synthetic.meta, **_table_meta(path, first, evaluation), "baseline_of": synthetic.id}
     return Profile(spec, synthetic.channels, synthetic.groups, reference, synthetic.segment_values, first.sample,
@@ -345,9 +349,10 @@ def taken_baseline(synthetic: Profile, traffic: Sketch) -> Profile:
     """An organic baseline that the worker took from its first windows of traffic: their merged
     sketch, in the synthetic profile's bins, and no rows (its detectors are seeded from its bins)."""
     meta = {**synthetic.meta, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "input": {"path": "worker", "format": "windows", "sha256": traffic.digest(), "rows": traffic.events},
+            "input": {"path": "worker", "format": "windows", "sha256": traffic.digest(),
+                      "rows": traffic.organic_events},
             "provenance_mix": {}, "baseline_of": synthetic.id}
-    reference = Sketch(traffic.events, traffic.counts, traffic.sums, traffic.squares, {})
+    reference = Sketch(traffic.organic_events, traffic.counts, traffic.sums, traffic.squares, {})
     empty = {name: values[:0] for name, values in synthetic.sample.items()}
     return Profile(synthetic.spec, synthetic.channels, synthetic.groups, reference, synthetic.segment_values,
                    empty, meta)

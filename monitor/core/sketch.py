@@ -14,23 +14,26 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from monitor.core.channels import CategoryBins, Channel, Encoded, NumericBins, stream_of
-from monitor.core.columns import Columns, label_codes
+from monitor.core.channels import CategoryBins, Channel, Encoded, NumericBins, PerformanceBins, stream_of
+from monitor.core.columns import ORGANIC, Columns, label_codes, organic_rows
 from monitor.core.types import Group
 
 MAX_GAP_VALUES = 100  # distinct unseen values tracked per field and window; the rest add up in OTHER
+MAX_SOURCES = 10  # provenance values counted apart per window; the rest add up in OTHER
 OTHER = "(other)"
 
 
 @dataclass(slots=True)
 class Sketch:
-    """Counts (groups x bins) per channel; value sums per numeric bin; unseen values per field."""
+    """Counts (groups x bins) per channel; value sums per numeric bin; unseen values per field;
+    per provenance, events and right and wrong predictions (see `Sketcher.split`)."""
 
     events: int
     counts: dict[str, np.ndarray]
     sums: dict[str, np.ndarray]
     squares: dict[str, np.ndarray]
     gaps: dict[str, dict[str, int]] = field(default_factory=dict)
+    sources: dict[str, np.ndarray] = field(default_factory=dict)
 
     def merge(self, other: Sketch) -> Sketch:
         """The sketch of both parts' events.
@@ -44,25 +47,35 @@ class Sketch:
         gaps = {f: dict(v) for f, v in self.gaps.items()}
         for name, values in other.gaps.items():
             _add_gaps(gaps.setdefault(name, {}), values)
+        sources = dict(self.sources)
+        _add_sources(sources, other.sources)
         return Sketch(
             events=self.events + other.events,
             counts={k: v + other.counts[k] for k, v in self.counts.items()},
             sums={k: v + other.sums[k] for k, v in self.sums.items()},
             squares={k: v + other.squares[k] for k, v in self.squares.items()},
             gaps=gaps,
+            sources=sources,
         )
 
     def copy(self) -> Sketch:
         return Sketch(self.events, {k: v.copy() for k, v in self.counts.items()},
                       {k: v.copy() for k, v in self.sums.items()}, {k: v.copy() for k, v in self.squares.items()},
-                      {f: dict(v) for f, v in self.gaps.items()})
+                      {f: dict(v) for f, v in self.gaps.items()}, {k: v.copy() for k, v in self.sources.items()})
 
     def digest(self) -> str:
         """A short hash of the counts: equal sketches have equal digests."""
         hasher = hashlib.sha256(str(self.events).encode())
         for name in sorted(self.counts):
             hasher.update(name.encode() + self.counts[name].astype(np.int64).tobytes())
+        for name in sorted(self.sources):
+            hasher.update(name.encode() + self.sources[name].tobytes())
         return hasher.hexdigest()[:16]
+
+    @property
+    def organic_events(self) -> int:
+        """The events that were sketched: organic ones (see `Sketcher.split`)."""
+        return int(self.sources[ORGANIC][0]) if ORGANIC in self.sources else 0
 
     def moments(self, channel: str) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of a numeric channel per group (NaN where a group has none)."""
@@ -75,7 +88,7 @@ class Sketch:
     def to_json(self) -> dict[str, Any]:
         """The sketch, its arrays as they are: dump with orjson's `OPT_SERIALIZE_NUMPY`."""
         return {"events": self.events, "counts": self.counts, "sums": self.sums, "squares": self.squares,
-                "gaps": self.gaps}
+                "gaps": self.gaps, "sources": self.sources}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Sketch:
@@ -85,6 +98,7 @@ class Sketch:
             sums={k: np.asarray(v, dtype=np.float64) for k, v in data["sums"].items()},
             squares={k: np.asarray(v, dtype=np.float64) for k, v in data["squares"].items()},
             gaps={k: dict(v) for k, v in data["gaps"].items()},
+            sources={k: np.asarray(v, dtype=np.int64) for k, v in data.get("sources", {}).items()},
         )
 
 
@@ -94,14 +108,22 @@ def _add_gaps(target: dict[str, int], values: dict[str, int]) -> None:
         target[key] = target.get(key, 0) + count
 
 
+def _add_sources(target: dict[str, np.ndarray], counts: dict[str, np.ndarray]) -> None:
+    for source, values in sorted(counts.items()):
+        key = source if source in target or len(target) < MAX_SOURCES else OTHER
+        target[key] = target[key] + values if key in target else values.copy()
+
+
 class Sketcher:
     """Turns batches of columns into sketches on a fixed layout of channels and groups."""
 
     def __init__(self, channels: tuple[Channel, ...], groups: tuple[Group, ...],
-                 segment_values: dict[str, set[str]]) -> None:
+                 segment_values: dict[str, set[str]], provenance: str = "") -> None:
         self.channels = channels
         self.groups = groups
         self.segment_values = segment_values  # every value the synthetic data had, per segment field
+        self.provenance = provenance  # the column that names where a row came from
+        self._performance = next((c for c in channels if isinstance(c.bins, PerformanceBins)), None)
         self._group_index = {(g.field, g.value): i for i, g in enumerate(groups)}
         self._segment_fields = tuple(segment_values)
 
@@ -117,6 +139,41 @@ class Sketcher:
         result = self.empty()
         self.update(result, columns)
         return result
+
+    def split(self, sketch: Sketch, columns: Columns, events: bool = True) -> np.ndarray | None:
+        """Counts a batch's rows by provenance in `sketch` (as events unless `events` is False, and
+        as right or wrong predictions where labelled) and returns which rows are organic (None: all
+        of them). Only organic rows are then sketched: they alone judge drift, and the rest are
+        counted, not dropped.
+
+        >>> sketcher = Sketcher((), (Group(),), {}, provenance="source")
+        >>> sketch = sketcher.empty()
+        >>> sketcher.split(sketch, {"source": np.array(["organic", "probe", None], dtype=object)}).tolist()
+        [True, False, True]
+        >>> {k: v.tolist() for k, v in sketch.sources.items()}
+        {'organic': [2, 0, 0], 'probe': [1, 0, 0]}
+        """
+        provenance = columns.get(self.provenance)
+        rows = len(next(iter(columns.values()))) if columns else 0
+        if not rows:
+            return None
+        organic = organic_rows(provenance) if provenance is not None else np.ones(rows, dtype=bool)
+        names = np.where(organic, ORGANIC, provenance) if provenance is not None else np.full(rows, ORGANIC)
+        distinct, source = np.unique(names.astype(str), return_inverse=True)
+        counts = np.zeros((len(distinct), 3), dtype=np.int64)
+        if events:
+            counts[:, 0] = np.bincount(source, minlength=len(distinct))
+        performance = self._performance
+        if performance is not None and performance.column in columns:
+            outcome = PerformanceBins.index(columns[performance.column], columns[performance.second_column])  # type: ignore[index]
+            known = outcome < 2
+            np.add.at(counts, (source[known], 1 + outcome[known]), 1)
+        _add_sources(sketch.sources, {name: counts[i] for i, name in enumerate(distinct.tolist()) if counts[i].any()})
+        if organic.all():
+            return None
+        if events:
+            sketch.events += int(rows - organic.sum())
+        return organic
 
     def encode(self, columns: Columns, stream: str | None = None) -> dict[str, Encoded]:
         """The bins of every channel of `stream` (requests, predictions, feedback; None: all).

@@ -76,6 +76,12 @@ class Spec:
         return data
 
     @property
+    def provenance_column(self) -> str:
+        """Where a row's provenance is: the training table's column, or, for live events of a spec
+        that names none, a column no table has."""
+        return self.provenance or "(provenance)"
+
+    @property
     def columns(self) -> list[str]:
         """Every training-table column the profile reads."""
         names = [*self.features, *self.segments]

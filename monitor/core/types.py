@@ -75,6 +75,34 @@ class FeatureResult:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceResult:
+    """One provenance in a window: its events, and the accuracy of its labelled predictions with a
+    95% Wilson interval beside the synthetic evaluation's, the reality gap of performance."""
+
+    provenance: str
+    events: int
+    labelled: int
+    accuracy: float | None
+    accuracy_low: float | None
+    accuracy_high: float | None
+    synthetic_accuracy: float | None
+
+    @property
+    def below_synthetic(self) -> bool:
+        """Whether even the interval's top is below the synthetic evaluation: a few labels never say so."""
+        return None not in (self.accuracy_high, self.synthetic_accuracy) \
+            and self.accuracy_high < self.synthetic_accuracy  # type: ignore[operator]
+
+    def to_json(self) -> dict[str, Any]:
+        gap = None if None in (self.accuracy, self.synthetic_accuracy) \
+            else self.synthetic_accuracy - self.accuracy  # type: ignore[operator]
+        return {"provenance": self.provenance, "events": self.events, "labelled": self.labelled,
+                "accuracy": self.accuracy, "accuracy_low": self.accuracy_low, "accuracy_high": self.accuracy_high,
+                "synthetic_accuracy": self.synthetic_accuracy, "accuracy_gap": gap,
+                "below_synthetic": self.below_synthetic}
+
+
+@dataclass(frozen=True, slots=True)
 class CoverageGap:
     field: str
     value: str

@@ -11,11 +11,13 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from monitor.core.channels import CategoryBins, Channel, NumericBins
+from monitor.core.columns import ORGANIC
 from monitor.core.sketch import Sketch
 from monitor.core.statistics import distribution, judged_name
-from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureResult, Group
+from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureResult, Group, SourceResult
 
 BIN_SERIES = 50  # categories with bin-share series of their own; the rest add to `(other)`
+ACCURACY_NAMES = ("accuracy", "accuracy_low", "accuracy_high", "synthetic_accuracy")
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300)
 
 
@@ -71,9 +73,19 @@ class Metrics:
         self.bin_share = Gauge("synthdrift_feature_bin_share",
                                "Share of a feature's values per bin, in the synthetic profile and the last window.",
                                ["model", "feature", "segment", "bin", "source"], registry=registry)
+        self.provenance_events = Gauge("synthdrift_provenance_events",
+                                       "Events in the last closed window by provenance; only organic ones judge drift.",
+                                       ["model", "provenance"], registry=registry)
+        self.accuracy = Gauge("synthdrift_accuracy_ratio",
+                              "The last window's accuracy on labelled predictions, its 95% Wilson interval and the "
+                              "synthetic evaluation's, by provenance (all segments) and segment (organic traffic).",
+                              ["model", "provenance", "segment", "statistic"], registry=registry)
+        self.labelled = Gauge("synthdrift_labelled_predictions",
+                              "Labelled predictions in the last closed window, by provenance and segment.",
+                              ["model", "provenance", "segment"], registry=registry)
         self._gap_values: set[tuple[str, str]] = set()
         self._window_gauges = (self.drift_score, self.drift_threshold, self.drift_severity, self.coverage_gap,
-                               self.bin_share, self.gap_psi)
+                               self.bin_share, self.gap_psi, self.provenance_events, self.accuracy, self.labelled)
 
     def declare_detectors(self, features: set[str], detector: str) -> None:
         """Starts every detection counter at 0, so that its first firing shows as an increase."""
@@ -157,6 +169,30 @@ class Metrics:
                 continue
             seen.add((result.feature, segment))
             gauge.labels(self.model, result.feature, segment).set(psi)
+
+    def record_accuracy(self, sources: list[SourceResult], results: list[FeatureResult], ranks: dict[str, int]) -> None:
+        """The reality gap of performance: accuracy by provenance, and on organic traffic by segment
+        (`results` judged against the synthetic profile), each beside the synthetic evaluation's."""
+        for gauge in (self.provenance_events, self.accuracy, self.labelled):
+            gauge.clear()  # a provenance or segment without labels in this window: no stale series
+        rows: list[tuple[str, str, int, tuple[float | None, ...]]] = [
+            (s.provenance, "all", s.labelled, (s.accuracy, s.accuracy_low, s.accuracy_high, s.synthetic_accuracy))
+            for s in sources]
+        for source in sources:
+            self.provenance_events.labels(self.model, source.provenance).set(source.events)
+        seen = {"all"}
+        for result in results:  # worst first: `other` keeps the worst
+            segment, stats = self.segment_label(result, ranks), result.stats
+            if result.kind != "performance" or segment in seen or stats.get("accuracy") is None:
+                continue
+            seen.add(segment)
+            names = ("accuracy", "accuracy_low", "accuracy_high", "reference_accuracy")
+            rows.append((ORGANIC, segment, round(stats["labelled"] or 0), tuple(stats[name] for name in names)))
+        for provenance, segment, labelled, values in rows:
+            self.labelled.labels(self.model, provenance, segment).set(labelled)
+            for statistic, value in zip(ACCURACY_NAMES, values, strict=True):
+                if value is not None:
+                    self.accuracy.labels(self.model, provenance, segment, statistic).set(value)
 
 
 def _folded(channel: Channel, shares: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from monitor.core.analyzer import Analyzer
-from monitor.core.columns import Columns
+from monitor.core.columns import Columns, take
 from monitor.core.detectors import block_ends
 from monitor.core.sketch import Sketch
 from monitor.core.windows import Blocks, Partial, Windowing
@@ -45,12 +45,16 @@ class Chunk:
         if not len(offsets):
             return
         keys = self.windowing.key(offsets, timestamps_ms)
+        sketcher = self.analyzer.sketcher
         for key in np.unique(keys).tolist():
             rows = keys == key
-            part = {name: values[rows] for name, values in columns.items()} if not rows.all() else columns
-            encoded = self.analyzer.sketcher.encode(part, stream)
-            sketch = self._sketches.setdefault(key, self.analyzer.sketcher.empty())
-            self.analyzer.sketcher.update(sketch, part, encoded, events=events)
+            part = take(columns, rows) if not rows.all() else columns
+            sketch = self._sketches.setdefault(key, sketcher.empty())
+            organic = sketcher.split(sketch, part, events)
+            if organic is not None:
+                part, rows = take(part, organic), np.flatnonzero(rows)[organic]
+            encoded = sketcher.encode(part, stream)
+            sketcher.update(sketch, part, encoded, events=events)
             for name, channel in encoded.items():
                 if channel.owner is None:
                     self._indices.setdefault(key, {}).setdefault(name, []).append(channel.index)

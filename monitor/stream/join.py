@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from monitor.core.columns import ORGANIC
+
 ENTRY_BYTES = 400  # an entry's own memory (dict slot, key, tuple, expiry), measured with tracemalloc
 
 
@@ -69,35 +71,39 @@ class JoinBuffer:
     >>> join = JoinBuffer(ttl=60, max_pending=100)
     >>> join.prediction("r1", {"label": "billing"}, now=0)
     []
-    >>> join.request("r1", {"language": "de"}, now=1)
-    [{'request_id': 'r1', 'segments': {'language': 'de'}, 'prediction': {'label': 'billing'}}]
-    >>> join.feedback("r1", "shipping", "organic", now=2)  # doctest: +NORMALIZE_WHITESPACE
-    [{'request_id': 'r1', 'segments': {'language': 'de'}, 'prediction': {'label': 'billing'},
-      'label': 'shipping', 'provenance': 'organic'}]
+    >>> join.request("r1", {"language": "de"}, None, now=1)  # doctest: +NORMALIZE_WHITESPACE
+    [{'request_id': 'r1', 'segments': {'language': 'de'}, 'provenance': None, 'prediction': {'label': 'billing'}}]
+    >>> join.feedback("r1", "shipping", "synthetic", now=2)  # doctest: +NORMALIZE_WHITESPACE
+    [{'request_id': 'r1', 'segments': {'language': 'de'}, 'provenance': 'synthetic',
+      'prediction': {'label': 'billing'}, 'label': 'shipping'}]
+
+    A joined record is organic when its request and its label both are; otherwise it takes the
+    provenance that is not (a synthetic label of organic traffic measures no organic accuracy).
     """
 
     def __init__(self, ttl: float, max_pending: int, max_bytes: int = 256 << 20) -> None:
         self.ttl = ttl
         share = max_bytes // 4
-        self.requests = _Waiting(max_pending, share)  # request id -> segments, waiting for a prediction
+        self.requests = _Waiting(max_pending, share)  # request id -> (segments, provenance), waiting for a prediction
         self.predictions = _Waiting(max_pending, share)  # request id -> prediction, waiting for a request
         self.joined = _Waiting(max_pending, share)  # request id -> joined prediction, waiting for feedback
         self.feedbacks = _Waiting(max_pending, share)  # request id -> (label, provenance), waiting for a prediction
         self.outcomes: Counter[tuple[str, str]] = Counter()  # (kind, matched | expired)
 
-    def request(self, request_id: str, segments: dict[str, Any], now: float) -> list[dict[str, Any]]:
+    def request(self, request_id: str, segments: dict[str, Any], provenance: str | None,
+                now: float) -> list[dict[str, Any]]:
         prediction = self.predictions.take(request_id)
         if prediction is None:
-            self._count("request", "expired", self.requests.put(request_id, segments, now + self.ttl))
+            self._count("request", "expired", self.requests.put(request_id, (segments, provenance), now + self.ttl))
             return []
-        return self._joined(request_id, segments, prediction, now)
+        return self._joined(request_id, (segments, provenance), prediction, now)
 
     def prediction(self, request_id: str, prediction: dict[str, Any], now: float) -> list[dict[str, Any]]:
-        segments = self.requests.take(request_id)
-        if segments is None:
+        request = self.requests.take(request_id)
+        if request is None:
             self._count("prediction", "expired", self.predictions.put(request_id, prediction, now + self.ttl))
             return []
-        return self._joined(request_id, segments, prediction, now)
+        return self._joined(request_id, request, prediction, now)
 
     def feedback(self, request_id: str, label: Any, provenance: str | None, now: float) -> list[dict[str, Any]]:
         joined = self.joined.take(request_id)
@@ -106,16 +112,16 @@ class JoinBuffer:
                         self.feedbacks.put(request_id, (label, provenance), now + self.ttl))
             return []
         self._count("feedback", "matched")
-        return [{**joined, "label": label, "provenance": provenance}]
+        return [_labelled(joined, label, provenance)]
 
-    def _joined(self, request_id: str, segments: dict[str, Any], prediction: dict[str, Any],
+    def _joined(self, request_id: str, request: tuple[dict[str, Any], str | None], prediction: dict[str, Any],
                 now: float) -> list[dict[str, Any]]:
         self._count("prediction", "matched")
-        record = {"request_id": request_id, "segments": segments, "prediction": prediction}
+        record = {"request_id": request_id, "segments": request[0], "provenance": request[1], "prediction": prediction}
         waiting = self.feedbacks.take(request_id)
         if waiting is not None:
             self._count("feedback", "matched")
-            return [record, {**record, "label": waiting[0], "provenance": waiting[1]}]
+            return [record, _labelled(record, *waiting)]
         self._count("joined", "expired", self.joined.put(request_id, record, now + self.ttl))
         return [record]
 
@@ -134,3 +140,9 @@ class JoinBuffer:
     def pending_bytes(self) -> int:
         """The estimated memory the waiting entries hold."""
         return sum(w.bytes for w in (self.requests, self.predictions, self.joined, self.feedbacks))
+
+
+def _labelled(record: dict[str, Any], label: Any, provenance: str | None) -> dict[str, Any]:
+    """A joined prediction with its label; the label's provenance counts unless it is organic."""
+    source = provenance if provenance not in (None, ORGANIC) else record["provenance"]
+    return {**record, "provenance": source, "label": label}

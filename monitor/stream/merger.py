@@ -19,6 +19,7 @@ import orjson
 from monitor.config import WorkerConfig
 from monitor.core.alerts import AlertStates
 from monitor.core.analyzer import Analyzer
+from monitor.core.gap import explain
 from monitor.core.profile import Profile, taken_baseline
 from monitor.core.severity import Severity
 from monitor.core.sketch import Sketch
@@ -46,7 +47,7 @@ class Merger:
         # With `baseline: {events: N}`, the windows merged until the worker took its baseline.
         self.taking = config.baseline_events if gap is None else None
         self.taken: Sketch | None = None
-        self.reality_gap: list[dict[str, Any]] = []  # with a baseline: the last window against the profile
+        self.reality_gap: list[dict[str, Any]] = []  # the last window's flagged features against the profile
         self.metrics = metrics
         self.store = store
         self.partitions = dict.fromkeys(sources(config.topics, profile.spec), config.kafka.partitions)
@@ -91,7 +92,7 @@ class Merger:
         late = self.assembler.late_events() if self.assembler else 0
         baseline = None
         if self.taking:
-            baseline = {"events": self.taken.events if self.taken else 0, "of": self.taking,
+            baseline = {"events": self.taken.organic_events if self.taken else 0, "of": self.taking,
                         "taken": self.gap is not None}
         return {"profile": self.profile.id, "reference": self.metrics.reference, "baseline": baseline,
                 "reality_gap": self.reality_gap, "windows": list(self.recent), "late": late,
@@ -103,7 +104,7 @@ class Merger:
         state = self.assembler.judged_state()
         if self.taking and state.get("baseline"):
             self.taken = Sketch.from_json(orjson.loads(state["baseline"]))
-            if self.taken.events >= self.taking and self.gap is None:
+            if self.taken.organic_events >= self.taking and self.gap is None:
                 self._adopt(self.taken)
         detectors = state.get("detectors")
         if detectors is not None and not self.analyzer.detectors.restore(detectors):
@@ -129,10 +130,10 @@ class Merger:
         """Adds a judged window to the baseline being taken; adopts it once it holds enough events."""
         assert self.taking
         self.taken = sketch if self.taken is None else self.taken.merge(sketch)
-        if self.taken.events >= self.taking:
+        if self.taken.organic_events >= self.taking:
             self._adopt(self.taken)
             log.info("organic baseline taken from %d events: drift is judged against it from now on",
-                     self.taken.events)
+                     self.taken.organic_events)
 
     def _adopt(self, traffic: Sketch) -> None:
         """From now on drift is judged against the baseline taken, the reality gap against the profile."""
@@ -168,10 +169,13 @@ class Merger:
             detections += [{**d.to_json(), "topic": source, "partition": partition} for d in found]
             metrics.record_detections(found)
         metrics.record_window(results, gaps, window.sketch.events, self.config.drift, self._ranks)
+        gap_results = results
         if self.gap is not None:
             gap_results = self.gap.evaluate(window.sketch)
             metrics.record_gap(gap_results, self._ranks)
-            self.reality_gap = [r.to_json() for r in gap_results if r.severity][:RECENT_WINDOWS]
+        self.reality_gap = explain(profile, gap_results[:RECENT_WINDOWS], window.sketch)
+        sources = self.synthetic.sources(window.sketch)
+        metrics.record_accuracy(sources, gap_results, self._ranks)
         metrics.record_bins(profile.channels, profile.groups, profile.reference, window.sketch, self._ranks)
         metrics.last_window.labels(profile.spec.model).set_to_current_time()
         if self.config.window.seconds and not self.config.window.events:
@@ -185,7 +189,7 @@ class Merger:
         worst = max((r.severity for r in results), default=Severity.OK)
         self.recent.append({
             "key": window.key, "events": window.sketch.events, "digest": window.sketch.digest(), "worst": str(worst),
-            "reference": metrics.reference,
+            "reference": metrics.reference, "provenance": [s.to_json() for s in sources],
             "results": [r.to_json() for r in results if r.severity > Severity.OK],
             "coverage_gaps": [g.to_json() for g in gaps[:10]], "detections": detections, "alerts": events,
         })
