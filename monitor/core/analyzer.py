@@ -133,13 +133,10 @@ class Analyzer:
             stats[statistic] = np.where(sizes > 0, values, np.nan)
             threshold = self.settings.threshold(channel.feature, statistic)
             lowered = Threshold(threshold.warning * ratio, threshold.critical * ratio)
-            reference_sizes = self._reference_sizes[channel.name][int(statistic == "missing_rate_change")]
-            for g in np.flatnonzero(sizes >= self.settings.min_events):
-                bound = self.bounds.bound((channel.name, int(g)), reference[g], self._novel[channel.name], statistic,
-                                          int(sizes[g]), int(reference_sizes[g]))
-                value = abs(values[g]) if statistic == "missing_rate_change" else values[g]
-                verdict = int(judge(float(value), threshold, bound))
-                hold[g] = max(hold[g], int(judge(float(value), lowered, bound)))
+            for g in np.flatnonzero(sizes >= self.settings.min_events).tolist():
+                value, bound = self._effect(self.bounds, channel, g, statistic, float(values[g]), int(sizes[g]))
+                verdict = int(judge(value, threshold, bound))
+                hold[g] = max(hold[g], int(judge(value, lowered, bound)))
                 if verdict > severity[g]:
                     severity[g], breaches[g] = verdict, []
                 if verdict and verdict == severity[g]:
@@ -150,19 +147,25 @@ class Analyzer:
         """The severity that all-traffic counts of one channel (a few detector blocks) would get
         as a window, on these statistics: large and significant."""
         reference, novel = self._references[channel.name][0], self._novel[channel.name]
-        present_rows, total_rows = self._reference_sizes[channel.name]
         worst = Severity.OK
         for statistic in judged:
-            missing = statistic == "missing_rate_change"
-            n = int(counts.sum() if missing else counts[:-1].sum())
+            n = int(counts.sum() if statistic == "missing_rate_change" else counts[:-1].sum())
             if n < self.settings.min_events:
                 continue
             value = float(statistics.JUDGED[statistic].function(reference, counts, novel))
-            bound = self.block_bounds.bound((channel.name, 0), reference, novel, statistic, n,
-                                            int((total_rows if missing else present_rows)[0]))
-            worst = max(worst, judge(abs(value) if missing else value,
-                                     self.settings.threshold(channel.feature, statistic), bound))
+            value, bound = self._effect(self.block_bounds, channel, 0, statistic, value, n)
+            worst = max(worst, judge(value, self.settings.threshold(channel.feature, statistic), bound))
         return worst
+
+    def _effect(self, bounds: NullBounds, channel: Channel, group: int, statistic: str, value: float,
+                n: int) -> tuple[float, float]:
+        """One judged statistic of one group of `n` events: its size (a missing-rate change either
+        way), and the bound that chance stays under, reference sampling noise included."""
+        missing = statistic == "missing_rate_change"
+        reference_rows = int(self._reference_sizes[channel.name][int(missing)][group])
+        bound = bounds.bound((channel.name, group), self._references[channel.name][group], self._novel[channel.name],
+                             statistic, n, reference_rows)
+        return (abs(value) if missing else value), bound
 
     def sources(self, sketch: Sketch) -> list[SourceResult]:
         """Per provenance, most events first: events, and accuracy with its interval beside this
