@@ -51,10 +51,6 @@ def flights(months: tuple[int, ...]) -> tuple[Spec, Columns]:
     return spec, _columns(frame, FLIGHT_NUMERIC, FLIGHT_CATEGORICAL + ("origin",))
 
 
-def take(columns: Columns, rows: np.ndarray) -> Columns:
-    return {name: values[rows] for name, values in columns.items()}
-
-
 def copula(columns: Columns, spec: Spec, rows: int, rng: np.random.Generator) -> Columns:
     """A Gaussian-copula synthesizer, as generators of tabular data are: normal scores with the
     real columns' rank correlations, mapped through each numeric column's quantiles and blurred by

@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import build_profile
-from realdata import copula, loans, take
+from realdata import copula, loans
 
 from monitor.commands.cli import main
+from monitor.core.columns import take
 from monitor.core.gap import reality_gap, render_text
 
 

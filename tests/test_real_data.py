@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import build_profile
-from realdata import copula, flights, loans, take
+from realdata import copula, flights, loans
 
 from monitor.core.analyzer import Analyzer
-from monitor.core.columns import Columns
+from monitor.core.columns import Columns, take
 from monitor.core.profile import Profile, ProfileError, baseline, check_baseline
 from monitor.core.severity import Severity
 
