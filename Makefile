@@ -14,13 +14,15 @@ $(INSTALLED): pyproject.toml
 
 setup: $(INSTALLED)
 
-# Prometheus and Alertmanager (Debian's packages) for the rule tests and the end-to-end alerting test.
+# Prometheus and Alertmanager (Debian's packages) for the rule tests and the end-to-end alerting test;
+# Debian's fortunes: real text for the contamination tests.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 tools:
-	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null \
+		&& [ -f /usr/share/games/fortunes/people ] || { \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			prometheus prometheus-alertmanager >/dev/null; }
+			prometheus prometheus-alertmanager fortunes >/dev/null; }
 
 test: setup tools
 	$(VENV)/bin/ruff check .

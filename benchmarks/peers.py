@@ -143,7 +143,9 @@ def scenarios(directory: Path) -> list[Job]:
     import numpy as np
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from realdata import copula, flights, loans, take
+    from realdata import copula, flights, loans
+
+    from monitor.core.columns import take
 
     spec, columns = loans()
     rows = np.random.default_rng(0).permutation(len(columns["state"]))

@@ -102,6 +102,11 @@ def overview() -> dict[str, Any]:
               description="Organic accuracy against the synthetic evaluation is the reality gap of performance; "
                           "an interval above it is no gap, however low the estimate.",
               fieldConfig={"defaults": {"unit": "percentunit"}}),
+        panel("timeseries", "Eval-flattery index: synthetic evaluation minus organic accuracy, by segment",
+              [target('synthdrift_eval_flattery{model="$model", statistic="index"}', "{{segment}}")],
+              description="Above 0 with its interval (Segment dashboard): the synthetic evaluation flatters the "
+                          "model; `synthdrift contamination` says how much of it the training data explains.",
+              fieldConfig={"defaults": {"unit": "percentunit"}}),
         panel("timeseries", "Events by provenance (only organic events judge drift)",
               [target('synthdrift_provenance_events{model="$model"}', "{{provenance}}")]),
     ])
@@ -141,6 +146,9 @@ def segment() -> dict[str, Any]:
                       "{{segment}}")], fieldConfig={"defaults": {"unit": "percentunit"}}),
         panel("timeseries", "Organic accuracy in the segment with its 95% interval, and the synthetic evaluation's",
               [target(f'synthdrift_accuracy_ratio{{{selector}, provenance="organic"}}', "{{statistic}}")],
+              fieldConfig={"defaults": {"unit": "percentunit"}}),
+        panel("timeseries", "Eval-flattery index in the segment, with its 95% interval",
+              [target(f'synthdrift_eval_flattery{{{selector}}}', "{{statistic}}")],
               fieldConfig={"defaults": {"unit": "percentunit"}}),
         panel("barchart", "Synthetic and live distribution per bin, this segment",
               [target(f'synthdrift_feature_bin_share{{{selector}, feature="$feature"}}', "{{source}} {{bin}}",

@@ -36,7 +36,7 @@ def load(path: Path) -> ModuleType:
 
 
 def test_rules_are_valid_and_their_unit_tests_pass() -> None:
-    assert "SUCCESS: 16 rules found" in run(tool("promtool"), "check", "rules", str(RULES))
+    assert "SUCCESS: 17 rules found" in run(tool("promtool"), "check", "rules", str(RULES))
     unit_tests = DEPLOY / "prometheus" / "tests" / "synthdrift.test.yml"
     assert "SUCCESS" in run(tool("promtool"), "test", "rules", str(unit_tests))
 

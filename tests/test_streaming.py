@@ -123,6 +123,11 @@ def test_predictions_join_their_requests_in_either_order(stack: Stack, profile_p
     wait_for(lambda: stack.metric("synthdrift_accuracy_ratio", provenance="organic", segment="language=en",
                                   statistic="accuracy") > 0.5, 30, "organic accuracy by segment on /metrics")
     assert stack.metric("synthdrift_accuracy_ratio", segment="all", statistic="synthetic_accuracy") > 0.5
+    # The eval-flattery index of organic traffic, with its interval, in /status and on /metrics.
+    flattery = [row for w in stack.windows().values() for row in w["flattery"] if row["segment"] is None]
+    assert flattery and all(row["low"] <= row["index"] <= row["high"] for row in flattery)
+    assert stack.metric("synthdrift_eval_flattery", segment="all", statistic="high") > \
+        stack.metric("synthdrift_eval_flattery", segment="all", statistic="low")
 
 
 def window_digests(windows: dict[int, dict]) -> dict[int, tuple[int, str]]:

@@ -87,6 +87,15 @@ ALERTS = [
                       "{{ $labels.model }} is {{ printf \"%.2f\" $value }} (PSI) further away than when the organic "
                       "baseline was taken: the synthetic data covers less of reality than it did. Drift against "
                       "the baseline pages; this asks whether to refresh the synthetic data."),
+    Alert("SynthdriftEvalFlattery",
+          'max by (model, segment) (synthdrift_eval_flattery{statistic="index"}) >= 0.05\n'
+          '  and on (model, segment) max by (model, segment) (synthdrift_eval_flattery{statistic="low"}) > 0\n',
+          duration="1h", severity="warning",
+          summary="{{ $labels.model }}: the synthetic evaluation flatters the model by "
+                  "{{ $value | humanizePercentage }} in {{ $labels.segment }}",
+          description="On organic traffic (segment {{ $labels.segment }}), model {{ $labels.model }} is "
+                      "{{ $value | humanizePercentage }} less accurate than its synthetic evaluation said, and the "
+                      "95% interval of the difference is above 0: the release gate measured the generator's world."),
     Alert("SynthdriftCoverageGap", "synthdrift:coverage_gap_share:max > 0.05",
           duration="15m", severity="warning",
           summary="{{ $labels.model }}: {{ $labels.field }}={{ $labels.value }} is live but was never synthetic",

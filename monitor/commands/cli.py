@@ -92,6 +92,19 @@ def _parser() -> argparse.ArgumentParser:
     gap_cmd.add_argument("--config", type=Path, help="monitor.yaml: thresholds, false-alarm rate")
     gap_cmd.set_defaults(run=_gap)
 
+    contamination_cmd = commands.add_parser(
+        "contamination", help="scan an evaluation set for what its training set already holds, and measure how "
+        "much it flatters the model against organic labels")
+    contamination_cmd.add_argument("--spec", required=True, type=Path)
+    contamination_cmd.add_argument("--train", required=True, type=Path, help="training table (.csv, .jsonl, .parquet)")
+    contamination_cmd.add_argument("--eval", required=True, type=Path, dest="evaluation", help="evaluation table")
+    contamination_cmd.add_argument("--organic", type=Path, help="organic rows, labelled where possible: closeness, "
+                                   "eval-likeness and the eval-flattery index need them")
+    contamination_cmd.add_argument("--format", choices=("text", "json"), default="text")
+    contamination_cmd.add_argument("--fail-on", choices=("warning", "critical"),
+                                   help="exit 1 when any finding reaches this severity (a CI gate)")
+    contamination_cmd.set_defaults(run=_contamination)
+
     baseline = commands.add_parser("baseline", help="the organic baseline a worker takes").add_subparsers(
         metavar="ACTION")
     renew_cmd = baseline.add_parser("renew", help="make the workers take their organic baseline again, from "
@@ -248,6 +261,22 @@ def _gap(args: argparse.Namespace) -> int:
     else:
         print(render_text(gaps, everything=args.all))
     return EXIT_OK
+
+
+def _contamination(args: argparse.Namespace) -> int:
+    import orjson
+
+    from monitor.commands.contamination import render_text, scan
+    from monitor.core.severity import Severity
+    from monitor.core.spec import Spec
+
+    report = scan(Spec.load(args.spec), args.train, args.evaluation, args.organic)
+    if args.format == "json":
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+    else:
+        print(render_text(report))
+    failed = args.fail_on and Severity[report["worst"].upper()] >= Severity[args.fail_on.upper()]
+    return EXIT_FAILED_GATE if failed else EXIT_OK
 
 
 def _load_baseline(profile: Profile, path: Path | None) -> Profile | None:

@@ -205,9 +205,15 @@ def describe(channel: Channel, reference: np.ndarray, counts: np.ndarray, refere
         # Live accuracy with its Wilson interval (a few labels say little), beside the reference's
         # (on the synthetic profile: the synthetic evaluation, and the reality gap of performance).
         low, high = statistics.wilson_interval(counts[:, 0], counts[:, 0] + counts[:, 1])
+        # The accuracy gap (reference accuracy minus live) with Newcombe's interval: against the
+        # synthetic profile, the eval-flattery index of organic traffic.
+        labelled = counts[:, 0] + counts[:, 1]
+        evaluated = reference_sketch.counts[channel.name]
+        _, gap_low, gap_high = statistics.difference_interval(evaluated[:, 0], evaluated[:, 0] + evaluated[:, 1],
+                                                              counts[:, 0], labelled)
         stats = {"accuracy": 1.0 - statistics.share(counts, channel.bins.novel), "accuracy_low": low,
                  "accuracy_high": high, "reference_accuracy": 1.0 - statistics.share(reference, channel.bins.novel),
-                 "labelled": (counts[:, 0] + counts[:, 1]).astype(np.float64)}
+                 "labelled": labelled.astype(np.float64), "accuracy_gap_low": gap_low, "accuracy_gap_high": gap_high}
     else:
         stats = {"psi": statistics.psi(p, q), "js": statistics.js_distance(p, q)}
     if kind == "categorical":

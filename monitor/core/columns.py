@@ -129,3 +129,30 @@ def organic_rows(provenance: np.ndarray) -> np.ndarray:
 def organic_only(columns: Columns, provenance: str) -> Columns:
     """The organic rows of a table's columns (all of them when it has no `provenance` column)."""
     return take(columns, organic_rows(columns[provenance])) if provenance in columns else columns
+
+
+class Reservoir:
+    """A uniform sample of at most `size` rows of a stream of column batches: the rows with the
+    smallest random keys (bottom-k), so a sample of any prefix of the stream is uniform too.
+
+    >>> reservoir = Reservoir(size=3, seed=0)
+    >>> for start in range(0, 10, 4):
+    ...     reservoir.add({"x": np.arange(start, min(start + 4, 10), dtype=np.float64)})
+    >>> len(reservoir.sample["x"]), set(reservoir.sample["x"].tolist()) <= set(range(10))
+    (3, True)
+    """
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size = size
+        self.sample: Columns = {}
+        self._keys = np.empty(0)
+        self._rng = np.random.default_rng(seed)
+
+    def add(self, chunk: Columns) -> None:
+        rows = len(next(iter(chunk.values()))) if chunk else 0
+        keys = np.concatenate((self._keys, self._rng.random(rows)))
+        merged = {name: np.concatenate((self.sample[name], values)) if self.sample else values
+                  for name, values in chunk.items()}
+        keep = np.sort(np.argpartition(keys, self.size)[: self.size]) if len(keys) > self.size else np.arange(len(keys))
+        self._keys = keys[keep]
+        self.sample = {name: values[keep] for name, values in merged.items()}

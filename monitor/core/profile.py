@@ -34,7 +34,7 @@ from monitor.core.channels import (
     feature_kinds,
     text_descriptors,
 )
-from monitor.core.columns import Columns, coerce, organic_only
+from monitor.core.columns import Columns, Reservoir, coerce, organic_only
 from monitor.core.errors import UsageError
 from monitor.core.sketch import Sketch, Sketcher
 from monitor.core.spec import Spec
@@ -165,13 +165,10 @@ class _FirstPass:
         self.ranges: dict[str, list[float]] = {}
         self.values: dict[str, Counter[str]] = {}
         self.tokens: dict[str, Counter[str]] = {n: Counter() for n, k in spec.features.items() if k == "text"}
-        self.sample: Columns = {}
-        self._keys = np.empty(0)
-        self._rng = np.random.default_rng(settings.seed)
+        self._reservoir = Reservoir(settings.sample_size, settings.seed)
 
     def add(self, chunk: Columns) -> None:
-        rows = len(next(iter(chunk.values())))
-        self.rows += rows
+        self.rows += len(next(iter(chunk.values())))
         for name, values in self._numeric(chunk).items():
             present = values[~np.isnan(values)]
             if present.size:
@@ -186,7 +183,7 @@ class _FirstPass:
                     counter.update(TOKEN.findall(text.lower()))
             if len(counter) > 2 * TRACKED_VALUES:
                 self.tokens[name] = Counter(dict(counter.most_common(TRACKED_VALUES)))
-        self._sample(chunk, rows)
+        self._reservoir.add(chunk)
 
     def _numeric(self, chunk: Columns) -> dict[str, np.ndarray]:
         numeric = {name: values for name, values in chunk.items() if values.dtype.kind == "f"}
@@ -195,14 +192,9 @@ class _FirstPass:
                 numeric[f"{name}.{descriptor}"] = values
         return numeric
 
-    def _sample(self, chunk: Columns, rows: int) -> None:
-        keys = np.concatenate((self._keys, self._rng.random(rows)))
-        merged = {name: np.concatenate((self.sample[name], values)) if self.sample else values
-                  for name, values in chunk.items()}
-        keep = np.sort(np.argpartition(keys, self.settings.sample_size)[: self.settings.sample_size]) \
-            if len(keys) > self.settings.sample_size else np.arange(len(keys))
-        self._keys = keys[keep]
-        self.sample = {name: values[keep] for name, values in merged.items()}
+    @property
+    def sample(self) -> Columns:
+        return self._reservoir.sample
 
     def channels(self) -> tuple[Channel, ...]:
         spec, numeric_sample = self.spec, self._numeric(self.sample)

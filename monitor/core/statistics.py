@@ -92,6 +92,28 @@ def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = 1.96) 
     return centre - half, centre + half
 
 
+def difference_interval(right_a: np.ndarray, trials_a: np.ndarray, right_b: np.ndarray, trials_b: np.ndarray,
+                        z: float = 1.96) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The difference of two independent proportions, a minus b, with Newcombe's hybrid score
+    interval (his method 10, from each side's Wilson interval): sound with few trials, where the
+    Wald interval is not. Written here because SciPy and statsmodels' versions take one pair at a
+    time, and this one is vectorised over segments.
+
+    Newcombe's own example (Stat. Med. 1998, table II: 56/70 against 48/80; 0.0524 to 0.3339):
+
+    >>> [round(float(v), 4) for v in difference_interval(np.array(56), np.array(70), np.array(48), np.array(80))]
+    [0.2, 0.0524, 0.3339]
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_a = np.asarray(right_a, dtype=np.float64) / trials_a
+        p_b = np.asarray(right_b, dtype=np.float64) / trials_b
+    low_a, high_a = wilson_interval(right_a, trials_a, z)
+    low_b, high_b = wilson_interval(right_b, trials_b, z)
+    difference = p_a - p_b
+    return (difference, difference - np.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2),
+            difference + np.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2))
+
+
 def wasserstein(reference_atoms: np.ndarray, reference: np.ndarray,
                 live_atoms: np.ndarray, live: np.ndarray) -> np.ndarray:
     """Earth mover's distance between two discrete distributions (atoms with probabilities).

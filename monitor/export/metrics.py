@@ -83,9 +83,14 @@ class Metrics:
         self.labelled = Gauge("synthdrift_labelled_predictions",
                               "Labelled predictions in the last closed window, by provenance and segment.",
                               ["model", "provenance", "segment"], registry=registry)
+        self.flattery = Gauge("synthdrift_eval_flattery",
+                              "The eval-flattery index of the last window: the synthetic evaluation's accuracy minus "
+                              "organic accuracy, by segment; `statistic`: index, low, high (Newcombe's 95% interval).",
+                              ["model", "segment", "statistic"], registry=registry)
         self._gap_values: set[tuple[str, str]] = set()
         self._window_gauges = (self.drift_score, self.drift_threshold, self.drift_severity, self.coverage_gap,
-                               self.bin_share, self.gap_psi, self.provenance_events, self.accuracy, self.labelled)
+                               self.bin_share, self.gap_psi, self.provenance_events, self.accuracy, self.labelled,
+                               self.flattery)
 
     def declare_detectors(self, features: set[str], detector: str) -> None:
         """Starts every detection counter at 0, so that its first firing shows as an increase."""
@@ -173,21 +178,25 @@ class Metrics:
     def record_accuracy(self, sources: list[SourceResult], results: list[FeatureResult], ranks: dict[str, int]) -> None:
         """The reality gap of performance: accuracy by provenance, and on organic traffic by segment
         (`results` judged against the synthetic profile), each beside the synthetic evaluation's."""
-        for gauge in (self.provenance_events, self.accuracy, self.labelled):
+        for gauge in (self.provenance_events, self.accuracy, self.labelled, self.flattery):
             gauge.clear()  # a provenance or segment without labels in this window: no stale series
         rows: list[tuple[str, str, int, tuple[float | None, ...]]] = [
             (s.provenance, "all", s.labelled, (s.accuracy, s.accuracy_low, s.accuracy_high, s.synthetic_accuracy))
             for s in sources]
         for source in sources:
             self.provenance_events.labels(self.model, source.provenance).set(source.events)
-        seen = {"all"}
+        seen = set()
         for result in results:  # worst first: `other` keeps the worst
             segment, stats = self.segment_label(result, ranks), result.stats
             if result.kind != "performance" or segment in seen or stats.get("accuracy") is None:
                 continue
             seen.add(segment)
-            names = ("accuracy", "accuracy_low", "accuracy_high", "reference_accuracy")
-            rows.append((ORGANIC, segment, round(stats["labelled"] or 0), tuple(stats[name] for name in names)))
+            for statistic, name in (("index", "accuracy_gap"), ("low", "accuracy_gap_low"),
+                                    ("high", "accuracy_gap_high")):
+                self.flattery.labels(self.model, segment, statistic).set(stats[name])  # type: ignore[arg-type]
+            if segment != "all":  # all organic traffic is the `organic` row of `sources`
+                names = ("accuracy", "accuracy_low", "accuracy_high", "reference_accuracy")
+                rows.append((ORGANIC, segment, round(stats["labelled"] or 0), tuple(stats[name] for name in names)))
         for provenance, segment, labelled, values in rows:
             self.labelled.labels(self.model, provenance, segment).set(labelled)
             for statistic, value in zip(ACCURACY_NAMES, values, strict=True):

@@ -190,6 +190,9 @@ class Merger:
         self.recent.append({
             "key": window.key, "events": window.sketch.events, "digest": window.sketch.digest(), "worst": str(worst),
             "reference": metrics.reference, "provenance": [s.to_json() for s in sources],
+            "flattery": [{"segment": r.group.label, "labelled": r.stats["labelled"], "index": r.stats["accuracy_gap"],
+                          "low": r.stats["accuracy_gap_low"], "high": r.stats["accuracy_gap_high"]}
+                         for r in gap_results if r.kind == "performance" and r.stats.get("accuracy") is not None],
             "results": [r.to_json() for r in results if r.severity > Severity.OK],
             "coverage_gaps": [g.to_json() for g in gaps[:10]], "detections": detections, "alerts": events,
         })
