@@ -15,14 +15,14 @@ $(INSTALLED): pyproject.toml
 setup: $(INSTALLED)
 
 # Prometheus and Alertmanager (Debian's packages) for the rule tests and the end-to-end alerting test;
-# Debian's fortunes: real text for the contamination tests.
+# Debian's fortunes: real text for the contamination tests; Chromium: the report's browser test.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 tools:
 	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null \
-		&& [ -f /usr/share/games/fortunes/people ] || { \
+		&& command -v chromium >/dev/null && [ -f /usr/share/games/fortunes/people ] || { \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			prometheus prometheus-alertmanager fortunes >/dev/null; }
+			prometheus prometheus-alertmanager fortunes chromium >/dev/null; }
 
 test: setup tools
 	$(VENV)/bin/ruff check .
@@ -36,6 +36,7 @@ bench: setup
 	$(PY) benchmarks/core.py
 	$(PY) benchmarks/check.py
 	$(PY) benchmarks/worker.py
+	$(PY) benchmarks/contamination.py
 
 # synthdrift next to Evidently and NannyML on the same real data; each peer in its own venv (~3 GB).
 peers: setup

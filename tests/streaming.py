@@ -129,9 +129,9 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _get(port: int, path: str) -> bytes | None:
+def _get(port: int, path: str, timeout: float = 2) -> bytes | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
             return bytes(response.read())
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
@@ -145,6 +145,12 @@ def health(port: int) -> bool:
 def status(port: int) -> dict[str, Any]:
     body = _get(port, "/status")
     return orjson.loads(body) if body else {"windows": []}
+
+
+def report(port: int) -> str:
+    """The worker's HTML report of its last window (a few MB: Plotly inlined)."""
+    body = _get(port, "/report", timeout=30)
+    return body.decode() if body else ""
 
 
 def metrics(port: int, *names: str) -> list[Any]:

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import orjson
 import pytest
-from streaming import Stack, metrics, status, wait_for
+from streaming import Stack, metrics, report, status, wait_for
 
 from monitor.commands.replay import Drift, simulate
 from monitor.core.profile import Profile
@@ -60,6 +60,8 @@ def test_drift_reaches_metrics_and_alert_events(stack: Stack, profile_path: Path
     gap = {(r["feature"], str(r["segment"])): r for r in status(port)["reality_gap"]}
     bins = gap[("amount", "None")]["bins"]
     assert bins and bins[0]["psi"] > 0.05 and bins[0]["real"] != bins[0]["synthetic"]
+    page = report(port)  # the HTML report of the last window, drifted features first
+    assert page.count("Plotly.newPlot(") > 3 and page.index(">amount <") < page.index(">channel <")
     alerts = [orjson.loads(r.value) for r in stack.read_topic(stack.topics.alerts, 1)]
     amount = [a for a in alerts if a["feature"] == "amount" and a["segment"] is None]
     assert amount and amount[0]["state"] == "critical" and amount[0]["previous"] == "ok"

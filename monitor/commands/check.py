@@ -13,6 +13,7 @@ from monitor.core.columns import Columns, concatenate
 from monitor.core.events import SLICE_EVENTS, EventParser, to_columns
 from monitor.core.profile import Profile
 from monitor.core.severity import Severity
+from monitor.core.sketch import Sketch
 from monitor.core.types import DriftSettings
 
 MAX_REPORTED_INVALID = 1000  # invalid lines listed one by one; all are counted
@@ -33,6 +34,7 @@ class CheckReport:
     # All events against the synthetic evaluation: by provenance, and on organic traffic by segment.
     accuracy: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     worst: Severity = Severity.OK
+    whole: Sketch | None = None  # every event's sketch (for `report`; not in the JSON)
 
     def to_json(self) -> dict[str, Any]:
         return {"profile": self.profile, "reference": self.reference, "window": self.window, "events": self.events,
@@ -86,6 +88,7 @@ def check(profile: Profile, lines: Iterable[bytes], window: int = 5000,
                                "coverage_gaps": [g.to_json() for g in gaps]})
         start = end
     report.events = start - report.invalid  # valid events: with `invalid`, every non-blank line
+    report.whole = whole
     report.coverage_gaps = [g.to_json() for g in analyzer.coverage_gaps(whole)]
     synthetic = Analyzer(profile, settings) if baseline else analyzer
     gap = synthetic.evaluate(whole)

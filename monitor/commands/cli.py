@@ -83,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
                            help="exit 1 when any window reaches this severity (a CI gate)")
     check_cmd.set_defaults(run=_check)
 
+    report_cmd = commands.add_parser("report", help="write a self-contained HTML report of live events against a "
+                                     "profile: distributions side by side, worst first")
+    report_cmd.add_argument("--profile", required=True, type=Path)
+    report_cmd.add_argument("--input", required=True, type=Path, help="live events, one JSON object per line")
+    report_cmd.add_argument("--output", required=True, type=Path, help="the HTML file to write")
+    report_cmd.add_argument("--window", type=_positive, default=5000, help="events per window (default 5000)")
+    report_cmd.add_argument("--baseline", type=Path, help="an organic baseline of the profile: drift against it")
+    report_cmd.add_argument("--config", type=Path, help="monitor.yaml: thresholds, false-alarm rate, detectors")
+    report_cmd.set_defaults(run=_report)
+
     gap_cmd = commands.add_parser("gap", help="report where a table of real rows differs from the synthetic profile")
     gap_cmd.add_argument("--profile", required=True, type=Path)
     gap_cmd.add_argument("--input", required=True, type=Path, help="real rows (.csv, .jsonl, .parquet), as the "
@@ -241,6 +251,21 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print(render_text(report))
     return EXIT_FAILED_GATE if reached(report, args.fail_on) else EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from monitor.commands.report import report_html
+    from monitor.config import drift_settings, load_yaml
+    from monitor.core.profile import Profile
+
+    settings = drift_settings(load_yaml(args.config))
+    profile = Profile.load(args.profile)
+    organic = _load_baseline(profile, args.baseline)
+    with _open_events(args.input) as lines:
+        page = report_html(profile, lines, args.input, window=args.window, settings=settings, baseline=organic)
+    args.output.write_text(page, encoding="utf-8")
+    print(f"wrote {args.output} ({len(page.encode()) / 1e6:.1f} MB)")
+    return EXIT_OK
 
 
 def _gap(args: argparse.Namespace) -> int:

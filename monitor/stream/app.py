@@ -4,7 +4,7 @@
   the topic `sketches` keyed by model;
 - `merge` (an agent on `sketches`) hands each partial to the `Merger`, which closes and judges
   windows, and sends the alert events it returns; its state is the table `merger`;
-- `/metrics`, `/health` and `/status` are the web views.
+- `/metrics`, `/health`, `/status` and `/report` (HTML) are the web views.
 
 Delivery is at-least-once; counting is exactly-once: see `monitor.core.windows`.
 """
@@ -30,6 +30,7 @@ from monitor.core.analyzer import Analyzer
 from monitor.core.profile import Profile
 from monitor.core.spec import Spec
 from monitor.export.metrics import Metrics
+from monitor.export.report import render as render_report
 from monitor.stream.merger import Merger
 from monitor.stream.reader import TrafficReader
 from monitor.stream.topics import app_id, changelog, delete_topics
@@ -107,6 +108,13 @@ def create_app(config: WorkerConfig, profile: Profile, baseline: Profile | None 
         join = {"pending": reader.join.pending(), "bytes": reader.join.pending_bytes(),
                 "max_bytes": config.join.max_bytes}
         return view.json({**merger.status(), "join": join})
+
+    @app.page("/report")
+    async def report_view(view: View, request: Request) -> Response:
+        data = merger.report()
+        if data is None:
+            return view.text("no window judged yet by this worker\n", status=404)
+        return view.html(render_report(data))
 
     return app
 
