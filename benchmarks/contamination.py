@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -70,7 +71,7 @@ def run(kind: str, directory: Path) -> None:
     sys.stdout.buffer.write(orjson.dumps({"seconds": seconds, "rss_mib": peak, "found": found}))
 
 
-def measure(kind: str, directory: Path) -> dict[str, float]:
+def measure(kind: str, directory: Path) -> dict[str, Any]:
     runs = [orjson.loads(subprocess.run([sys.executable, __file__, "--run", kind, str(directory)], check=True,
                                         capture_output=True).stdout) for _ in range(REPEATS)]
     return {"seconds": statistics.median(r["seconds"] for r in runs),
