@@ -97,7 +97,7 @@ def _organic(spec: Spec, path: Path) -> tuple[Columns, dict[str | None, tuple[in
         outcome = PerformanceBins.index(chunk[spec.label], chunk[spec.prediction_label])
         labelled = outcome < 2
         groups: list[tuple[str | None, np.ndarray]] = [(None, labelled)]
-        for name in spec.segments:
+        for name in spec.segment_fields:
             values = chunk[name]
             groups += [(f"{name}={v}", labelled & (values == v)) for v in set(values[labelled].tolist()) if v]
         for key, chosen in groups:
@@ -133,7 +133,7 @@ def _segments(spec: Spec, evaluation: Columns, index: core.Scan) -> list[dict[st
     if index.texts:
         checks |= {"dirty_ngrams": index.dirty.rows, "shared_templates": index.templates.rows}
     rows = []
-    for name in spec.segments:
+    for name in spec.segment_fields:
         values = evaluation[name]
         for value in sorted({v for v in values.tolist() if v is not None}):
             members = values == value

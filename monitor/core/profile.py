@@ -237,7 +237,7 @@ class _FirstPass:
 
     def groups(self) -> tuple[Group, ...]:
         groups = [Group()]
-        for name in self.spec.segments:
+        for name in self.spec.segment_fields:
             frequent = self.values.get(name, Counter()).most_common(self.settings.max_segment_values)
             groups += [Group(name, value) for value, rows in frequent if rows >= self.settings.min_segment_rows]
         return tuple(groups)
@@ -285,7 +285,7 @@ def build(spec: Spec, path: str | Path, settings: ProfileSettings = ProfileSetti
         raise ProfileError(f"{path}: the training table has no rows")
     channels, groups = first.channels(), first.groups()
     segment_values = {name: dict(first.values.get(name, Counter()).most_common(TRACKED_VALUES))
-                      for name in spec.segments}
+                      for name in spec.segment_fields}
     sketcher = Sketcher(channels, groups, {k: set(v) for k, v in segment_values.items()})
     reference = sketcher.empty()
     evaluation = _Evaluation(spec)

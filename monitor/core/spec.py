@@ -29,6 +29,7 @@ class Spec:
     prediction_score: str | None = None
     label: str | None = None
     provenance: str | None = None
+    languages: tuple[str, ...] = ()  # text features whose identified language is a segment field
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "spec") -> Spec:
@@ -45,10 +46,13 @@ class Spec:
             prediction_score=prediction.get("score"),
             label=data.get("label"),
             provenance=data.get("provenance"),
+            languages=tuple(data.get("languages", ())),
         )
         clash = set(spec.features) & set(spec.segments)
         if clash:
             raise SpecError(f"{source}: {sorted(clash)[0]!r} is both a feature and a segment; list it once")
+        if wrong := [name for name in spec.languages if spec.features.get(name) != "text"]:
+            raise SpecError(f"{source}: languages: {wrong[0]!r} is not a text feature; list text features only")
         return spec
 
     @classmethod
@@ -73,7 +77,15 @@ class Spec:
         for key in ("label", "provenance"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
+        if self.languages:
+            data["languages"] = list(self.languages)
         return data
+
+    @property
+    def segment_fields(self) -> tuple[str, ...]:
+        """Every field statistics are sliced by: the declared segments, then each language derived
+        from a text feature (`<feature>.language`)."""
+        return self.segments + tuple(language_field(name) for name in self.languages)
 
     @property
     def provenance_column(self) -> str:
@@ -87,6 +99,10 @@ class Spec:
         names = [*self.features, *self.segments]
         names += [c for c in (self.prediction_label, self.prediction_score, self.label, self.provenance) if c]
         return names
+
+
+def language_field(feature: str) -> str:
+    return f"{feature}.language"
 
 
 def infer(columns: dict[str, list[Any]], model: str) -> dict[str, Any]:
@@ -112,6 +128,8 @@ def infer(columns: dict[str, list[Any]], model: str) -> dict[str, Any]:
             spec[role] = name
         else:
             spec["features"][name] = _kind(values)
+    if texts := [name for name, kind in spec["features"].items() if kind == "text"]:
+        spec["languages"] = texts
     return spec
 
 
