@@ -15,14 +15,15 @@ $(INSTALLED): pyproject.toml
 setup: $(INSTALLED)
 
 # Prometheus and Alertmanager (Debian's packages) for the rule tests and the end-to-end alerting test;
-# Debian's fortunes: real text for the contamination tests; Chromium: the report's browser test.
+# Debian's fortunes in four languages: real text for the contamination and language tests; Chromium:
+# the report's browser test.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 tools:
 	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null \
-		&& command -v chromium >/dev/null && [ -f /usr/share/games/fortunes/people ] || { \
+		&& command -v chromium >/dev/null && [ -d /usr/share/games/fortunes/ru ] || { \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			prometheus prometheus-alertmanager fortunes chromium >/dev/null; }
+			prometheus prometheus-alertmanager fortunes fortunes-de fortunes-es fortunes-ru chromium >/dev/null; }
 
 test: setup tools
 	$(VENV)/bin/ruff check .

@@ -21,11 +21,14 @@ NAMES = ("Maria", "John", "Aiko", "Pedro", "Fatima", "Olga", "Kwame", "Lena", "R
 ITEMS = ("blue mug", "desk lamp", "travel case", "phone stand", "yoga mat", "coffee grinder")
 
 
-def fortunes(minimum_words: int = 8) -> list[str]:
-    """Every fortune of at least `minimum_words` words that shares no 8 words in a row with another,
-    whitespace flattened, in a fixed order."""
-    files = sorted(p for p in FORTUNES.glob("*") if p.is_file() and not p.suffix) if FORTUNES.is_dir() else []
-    assert len(files) > 20, f"Debian's fortunes are missing from {FORTUNES}: run `make tools`"
+def fortunes(minimum_words: int = 8, language: str = "en") -> list[str]:
+    """Every fortune in `language` (Debian's fortunes, fortunes-de, -es, -ru, …) of at least
+    `minimum_words` words that shares no 8 words in a row with another, whitespace flattened, in a
+    fixed order."""
+    directory = FORTUNES if language == "en" else FORTUNES / language
+    files = sorted(p for p in directory.glob("*") if p.is_file() and not p.is_symlink()
+                   and p.suffix not in (".dat", ".u8")) if directory.is_dir() else []
+    assert len(files) > 3, f"Debian's fortunes ({language}) are missing from {directory}: run `make tools`"
     texts = []
     for path in files:
         texts += [" ".join(t.split()) for t in path.read_text(encoding="utf-8", errors="replace").split("\n%\n")]

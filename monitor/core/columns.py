@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from monitor.core.spec import Spec
+from monitor.core.language import identify
+from monitor.core.spec import Spec, language_field
 
 Columns = dict[str, np.ndarray]
 ORGANIC = "organic"  # the provenance of real traffic; an event that names none is organic too
@@ -100,6 +101,9 @@ def coerce(raw: dict[str, Any], spec: Spec) -> Columns:
             columns[name] = to_booleans(values)
         else:
             columns[name] = to_labels(values)
+    for name in spec.languages:  # derived segment fields: the language each text is in
+        if name in columns:
+            columns[language_field(name)] = identify(columns[name])
     return columns
 
 
