@@ -107,6 +107,12 @@ def overview() -> dict[str, Any]:
               description="Above 0 with its interval (Segment dashboard): the synthetic evaluation flatters the "
                           "model; `synthdrift contamination` says how much of it the training data explains.",
               fieldConfig={"defaults": {"unit": "percentunit"}}),
+        panel("table", "Slices where live traffic departs from the synthetic data (last window)",
+              [target('max by (slice, source) (synthdrift_slice_share{model="$model"})', "{{slice}} {{source}}",
+                      instant=True)],
+              description="Conditions (and pairs of them beyond what each explains) whose share of live events "
+                          "departs from the synthetic data by 2 points or more, beyond a Bonferroni-bounded z.",
+              fieldConfig={"defaults": {"unit": "percentunit"}}),
         panel("timeseries", "Events by provenance (only organic events judge drift)",
               [target('synthdrift_provenance_events{model="$model"}', "{{provenance}}")]),
     ])

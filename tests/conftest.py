@@ -17,8 +17,10 @@ import yaml
 
 from monitor.commands import example
 from monitor.commands.broker import EmbeddedBroker
-from monitor.core.columns import Columns, to_labels
+from monitor.core.analyzer import Analyzer
+from monitor.core.columns import Columns, take, to_labels
 from monitor.core.profile import Profile, ProfileSettings, build
+from monitor.core.slices import Slice
 from monitor.core.spec import Spec
 
 
@@ -44,6 +46,18 @@ def build_profile(directory: Path, spec: Spec, columns: dict[str, Any], **settin
     path = directory / "train.parquet"
     pq.write_table(pa.table(columns), path)
     return build(spec, path, ProfileSettings(**settings))
+
+
+def window_slices(profile: Profile, live: Columns, window: int = 2000) -> list[list[Slice]]:
+    """The departing slices of every full window of `live`, through the core as `check` runs it."""
+    analyzer = Analyzer(profile)
+    events = len(next(iter(live.values())))
+    found = []
+    for start in range(0, events - window + 1, window):
+        rows = np.arange(start, start + window)
+        sketch, _ = analyzer.observe(take(live, rows), rows)
+        found.append(analyzer.slices(sketch))
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import build_profile
+from conftest import build_profile, window_slices
 from realdata import copula, flights, loans
 
 from monitor.core.analyzer import Analyzer
@@ -45,6 +45,8 @@ def test_a_real_vs_real_split_raises_no_alarm_in_any_segment(data, reference_row
     profile = build_profile(tmp_path, spec, take(columns, rows[:reference_rows]))
     live = take(columns, rows[reference_rows:])
     worst, detections = replay(profile, live)
+    slices = window_slices(profile, live)
+    assert len(slices) >= 4 and all(found == [] for found in slices)  # no slice departs, alone or in pairs
     assert len(profile.groups) >= 4  # all traffic and at least three segments are judged
     assert {key for key, severity in worst.items() if severity == Severity.CRITICAL} == set()
     assert detections * 100_000 <= len(rows) - reference_rows  # at most one firing per 100,000 events

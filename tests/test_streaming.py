@@ -60,6 +60,9 @@ def test_drift_reaches_metrics_and_alert_events(stack: Stack, profile_path: Path
     gap = {(r["feature"], str(r["segment"])): r for r in status(port)["reality_gap"]}
     bins = gap[("amount", "None")]["bins"]
     assert bins and bins[0]["psi"] > 0.05 and bins[0]["real"] != bins[0]["synthetic"]
+    last = max(status(port)["windows"], key=lambda w: w["key"])  # drifted: amount moved, `es` is new
+    assert {c["field"] for s in last["slices"] for c in s["conditions"]} & {"amount", "language"}
+    assert stack.metric("synthdrift_slice_share", source="live") > 0
     page = report(port)  # the HTML report of the last window, drifted features first
     assert page.count("Plotly.newPlot(") > 3 and page.index(">amount <") < page.index(">channel <")
     alerts = [orjson.loads(r.value) for r in stack.read_topic(stack.topics.alerts, 1)]

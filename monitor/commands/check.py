@@ -33,6 +33,7 @@ class CheckReport:
     reality_gap: list[dict[str, Any]] = field(default_factory=list)  # with a baseline: all events vs synthetic
     # All events against the synthetic evaluation: by provenance, and on organic traffic by segment.
     accuracy: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    slices: list[dict[str, Any]] = field(default_factory=list)  # all events against the synthetic profile
     worst: Severity = Severity.OK
     whole: Sketch | None = None  # every event's sketch (for `report`; not in the JSON)
 
@@ -40,7 +41,7 @@ class CheckReport:
         return {"profile": self.profile, "reference": self.reference, "window": self.window, "events": self.events,
                 "invalid": self.invalid, "worst": str(self.worst), "windows": self.windows,
                 "detections": self.detections, "coverage_gaps": self.coverage_gaps, "reality_gap": self.reality_gap,
-                "accuracy": self.accuracy, "invalid_lines": self.invalid_lines}
+                "accuracy": self.accuracy, "slices": self.slices, "invalid_lines": self.invalid_lines}
 
 
 def check(profile: Profile, lines: Iterable[bytes], window: int = 5000,
@@ -77,21 +78,22 @@ def check(profile: Profile, lines: Iterable[bytes], window: int = 5000,
             sketch, detections = analyzer.observe(concatenate(parts), np.concatenate(offsets))
             whole = whole.merge(sketch)
             report.detections += [{"segment": None, **d.to_json()} for d in detections]
-            results, gaps = analyzer.evaluate(sketch), analyzer.coverage_gaps(sketch)
+            results, gaps, found = analyzer.evaluate(sketch), analyzer.coverage_gaps(sketch), analyzer.slices(sketch)
         else:
-            results, gaps = [], []
+            results, gaps, found = [], [], []
         worst = max((r.severity for r in results), default=Severity.OK)
         report.worst = max(report.worst, worst)
         report.windows.append({"start": start, "end": end, "events": len(rows) - invalid_in_window,
                                "invalid": invalid_in_window,
                                "worst": str(worst), "results": [r.to_json() for r in results],
-                               "coverage_gaps": [g.to_json() for g in gaps]})
+                               "coverage_gaps": [g.to_json() for g in gaps], "slices": [f.to_json() for f in found]})
         start = end
     report.events = start - report.invalid  # valid events: with `invalid`, every non-blank line
     report.whole = whole
     report.coverage_gaps = [g.to_json() for g in analyzer.coverage_gaps(whole)]
     synthetic = Analyzer(profile, settings) if baseline else analyzer
     gap = synthetic.evaluate(whole)
+    report.slices = [f.to_json() for f in synthetic.slices(whole)]
     if baseline:
         report.reality_gap = [r.to_json() for r in gap if r.severity]
     report.accuracy = {"by_provenance": [s.to_json() for s in synthetic.sources(whole) if s.labelled],
@@ -145,6 +147,10 @@ def render_text(report: CheckReport) -> str:
         lines += [_accuracy_line(f"segment {_segment_name(r['segment'])}", int(r["stats"]["labelled"]),
                                  *(r["stats"][k] for k in ("accuracy", "accuracy_low", "accuracy_high",
                                                            "reference_accuracy"))) for r in by_segment or []]
+    if report.slices:
+        lines += ["", "slices where live traffic departs from the synthetic data (share of events, live vs synthetic; "
+                      "for two conditions, vs what their marginals explain):"]
+        lines += [f"  {s['slice']:56} {s['live_share']:7.1%} vs {s['expected_share']:6.1%}" for s in report.slices]
     if report.coverage_gaps:
         lines += ["", "coverage gaps (values the synthetic data never had):"]
         lines += [f"  {g['field']}={g['value']}: {g['live_share']:.1%} of events" for g in report.coverage_gaps[:20]]

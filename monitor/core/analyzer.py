@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.core import statistics
+from monitor.core import slices, statistics
 from monitor.core.calibration import NullBounds
 from monitor.core.channels import Channel, Encoded, NumericBins
 from monitor.core.columns import Columns, take
@@ -16,6 +16,7 @@ from monitor.core.detectors import DriftDetectors, block_counts, block_ends
 from monitor.core.profile import Profile
 from monitor.core.severity import Severity, Threshold, judge
 from monitor.core.sketch import Sketch
+from monitor.core.slices import Slice
 from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureResult, SourceResult
 
 BLOCK_LOOKS = 1000
@@ -185,6 +186,11 @@ class Analyzer:
                                         float(low) if labelled else None, float(high) if labelled else None,
                                         reference))
         return sorted(results, key=lambda r: (-r.events, -r.labelled, r.provenance))
+
+    def slices(self, sketch: Sketch) -> list[Slice]:
+        """The two-condition slices where the window departs most from the reference (see `slices`)."""
+        return slices.find(self.sketcher.axes, self.profile.reference.slices, sketch.slices,
+                           self.settings.false_alarm_rate)
 
     def coverage_gaps(self, sketch: Sketch) -> list[CoverageGap]:
         """Segment values and categories the synthetic data never had, largest first."""

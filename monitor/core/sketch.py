@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from monitor.core import slices
 from monitor.core.channels import CategoryBins, Channel, Encoded, NumericBins, PerformanceBins, stream_of
 from monitor.core.columns import ORGANIC, Columns, label_codes, organic_rows
 from monitor.core.types import Group
@@ -34,6 +35,7 @@ class Sketch:
     squares: dict[str, np.ndarray]
     gaps: dict[str, dict[str, int]] = field(default_factory=dict)
     sources: dict[str, np.ndarray] = field(default_factory=dict)
+    slices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # see `slices.count`
 
     def merge(self, other: Sketch) -> Sketch:
         """The sketch of both parts' events.
@@ -56,12 +58,14 @@ class Sketch:
             squares={k: v + other.squares[k] for k, v in self.squares.items()},
             gaps=gaps,
             sources=sources,
+            slices=self.slices + other.slices if len(self.slices) == len(other.slices) else self.slices.copy(),
         )
 
     def copy(self) -> Sketch:
         return Sketch(self.events, {k: v.copy() for k, v in self.counts.items()},
                       {k: v.copy() for k, v in self.sums.items()}, {k: v.copy() for k, v in self.squares.items()},
-                      {f: dict(v) for f, v in self.gaps.items()}, {k: v.copy() for k, v in self.sources.items()})
+                      {f: dict(v) for f, v in self.gaps.items()}, {k: v.copy() for k, v in self.sources.items()},
+                      self.slices.copy())
 
     def digest(self) -> str:
         """A short hash of the counts: equal sketches have equal digests."""
@@ -88,7 +92,7 @@ class Sketch:
     def to_json(self) -> dict[str, Any]:
         """The sketch, its arrays as they are: dump with orjson's `OPT_SERIALIZE_NUMPY`."""
         return {"events": self.events, "counts": self.counts, "sums": self.sums, "squares": self.squares,
-                "gaps": self.gaps, "sources": self.sources}
+                "gaps": self.gaps, "sources": self.sources, "slices": self.slices}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Sketch:
@@ -99,6 +103,7 @@ class Sketch:
             squares={k: np.asarray(v, dtype=np.float64) for k, v in data["squares"].items()},
             gaps={k: dict(v) for k, v in data["gaps"].items()},
             sources={k: np.asarray(v, dtype=np.int64) for k, v in data.get("sources", {}).items()},
+            slices=np.asarray(data.get("slices", []), dtype=np.int64),
         )
 
 
@@ -123,6 +128,7 @@ class Sketcher:
         self.groups = groups
         self.segment_values = segment_values  # every value the synthetic data had, per segment field
         self.provenance = provenance  # the column that names where a row came from
+        self.axes = slices.slice_axes(channels, groups)
         self._performance = next((c for c in channels if isinstance(c.bins, PerformanceBins)), None)
         self._group_index = {(g.field, g.value): i for i, g in enumerate(groups)}
         self._segment_fields = tuple(segment_values)
@@ -132,7 +138,8 @@ class Sketcher:
         counts = {c.name: np.zeros((n, c.bins.size), dtype=np.int64) for c in self.channels}
         numeric = [c for c in self.channels if isinstance(c.bins, NumericBins)]
         sums = {c.name: np.zeros((n, c.bins.size)) for c in numeric}
-        return Sketch(0, counts, sums, {k: v.copy() for k, v in sums.items()})
+        return Sketch(0, counts, sums, {k: v.copy() for k, v in sums.items()},
+                      slices=np.zeros(slices.cells(self.axes), dtype=np.int64))
 
     def sketch(self, columns: Columns) -> Sketch:
         """The sketch of one batch."""
@@ -198,6 +205,11 @@ class Sketcher:
         combination, member = _combinations(codes, rows, len(self.groups))
         counted = member.astype(np.int64)
         encoded = encoded or self.encode(columns, stream)
+        if events and len(sketch.slices):  # events: joined records carry no features to slice by
+            row_codes = slices.codes(self.axes, self.groups, dict(zip(self._segment_fields, codes, strict=True)),
+                                     encoded, rows)
+            if row_codes is not None:
+                sketch.slices += slices.count(self.axes, row_codes)
         for channel in self.channels:
             if channel.name not in encoded:
                 continue

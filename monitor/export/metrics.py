@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from monitor.core.channels import CategoryBins, Channel, NumericBins
 from monitor.core.columns import ORGANIC
 from monitor.core.sketch import Sketch
+from monitor.core.slices import Slice
 from monitor.core.statistics import distribution, judged_name
 from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureResult, Group, SourceResult
 
@@ -87,10 +88,15 @@ class Metrics:
                               "The eval-flattery index of the last window: the synthetic evaluation's accuracy minus "
                               "organic accuracy, by segment; `statistic`: index, low, high (Newcombe's 95% interval).",
                               ["model", "segment", "statistic"], registry=registry)
+        self.slice_share = Gauge("synthdrift_slice_share",
+                                 "The last window's top slices (at most 10) where live traffic departs from the "
+                                 "synthetic data: share of events, live and expected (synthetic, or what the "
+                                 "marginals of a two-condition slice explain).", ["model", "slice", "source"],
+                                 registry=registry)
         self._gap_values: set[tuple[str, str]] = set()
         self._window_gauges = (self.drift_score, self.drift_threshold, self.drift_severity, self.coverage_gap,
                                self.bin_share, self.gap_psi, self.provenance_events, self.accuracy, self.labelled,
-                               self.flattery)
+                               self.flattery, self.slice_share)
 
     def declare_detectors(self, features: set[str], detector: str) -> None:
         """Starts every detection counter at 0, so that its first firing shows as an increase."""
@@ -202,6 +208,13 @@ class Metrics:
             for statistic, value in zip(ACCURACY_NAMES, values, strict=True):
                 if value is not None:
                     self.accuracy.labels(self.model, provenance, segment, statistic).set(value)
+
+
+    def record_slices(self, found: list[Slice]) -> None:
+        self.slice_share.clear()  # the top slices change from window to window: no stale series
+        for departing in found:
+            self.slice_share.labels(self.model, departing.name, "live").set(departing.live_share)
+            self.slice_share.labels(self.model, departing.name, "expected").set(departing.expected_share)
 
 
 def _folded(channel: Channel, shares: np.ndarray) -> np.ndarray:

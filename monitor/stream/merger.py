@@ -193,6 +193,8 @@ class Merger:
         self.reality_gap = explain(profile, gap_results[:RECENT_WINDOWS], window.sketch)
         sources = self.synthetic.sources(window.sketch)
         metrics.record_accuracy(sources, gap_results, self._ranks)
+        departing = self.synthetic.slices(window.sketch)
+        metrics.record_slices(departing)
         metrics.record_bins(profile.channels, profile.groups, profile.reference, window.sketch, self._ranks)
         metrics.last_window.labels(profile.spec.model).set_to_current_time()
         if self.config.window.seconds and not self.config.window.events:
@@ -208,6 +210,7 @@ class Merger:
         self.recent.append({
             "key": window.key, "events": window.sketch.events, "digest": window.sketch.digest(), "worst": str(worst),
             "reference": metrics.reference, "provenance": [s.to_json() for s in sources],
+            "slices": [s.to_json() for s in departing],
             "flattery": [{"segment": r.group.label, "labelled": r.stats["labelled"], "index": r.stats["accuracy_gap"],
                           "low": r.stats["accuracy_gap_low"], "high": r.stats["accuracy_gap_high"]}
                          for r in gap_results if r.kind == "performance" and r.stats.get("accuracy") is not None],
