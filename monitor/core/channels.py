@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from monitor.core.columns import Columns, label_codes
+from monitor.core.likeness import Likeness
 from monitor.core.spec import Spec
 
 ChannelKind = Literal["numeric", "categorical", "vocabulary", "performance"]
@@ -195,11 +196,15 @@ class Channel:
     judged: tuple[str, ...]
     descriptor: str | None = None
     second_column: str | None = None
+    likeness: Likeness | None = None  # the synthetic-likeness channel's model (see `likeness`)
 
     def encode(self, columns: Columns, descriptors: dict[str, dict[str, np.ndarray]]) -> Encoded:
         """The batch's bins; `descriptors` caches text descriptors shared by a feature's channels."""
-        values = columns[self.column]
         bins = self.bins
+        if self.likeness is not None and isinstance(bins, NumericBins):
+            distance = self.likeness.distance(columns)
+            return Encoded(index=bins.index(distance), values=distance)
+        values = columns[self.column]
         if isinstance(bins, VocabularyBins):
             return bins.index(values)
         if isinstance(bins, PerformanceBins):

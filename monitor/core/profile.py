@@ -36,6 +36,8 @@ from monitor.core.channels import (
 )
 from monitor.core.columns import Columns, Reservoir, coerce, organic_only
 from monitor.core.errors import UsageError
+from monitor.core.likeness import FEATURE as LIKENESS
+from monitor.core.likeness import Likeness
 from monitor.core.sketch import Sketch, Sketcher
 from monitor.core.spec import Spec
 from monitor.core.statistics import judged_for
@@ -134,9 +136,14 @@ class Profile:
 
 
 def _channel_json(channel: Channel) -> dict[str, Any]:
-    return {"name": channel.name, "feature": channel.feature, "kind": channel.kind, "column": channel.column,
+    data = {"name": channel.name, "feature": channel.feature, "kind": channel.kind, "column": channel.column,
             "descriptor": channel.descriptor, "second_column": channel.second_column,
             "judged": list(channel.judged), "bins": channel.bins.to_json()}
+    return {**data, "likeness": channel.likeness.to_json()} if channel.likeness else data
+
+
+def _channels_text(profile: Profile) -> bytes:
+    return orjson.dumps([_channel_json(c) for c in profile.channels], option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _channel_from_json(data: dict[str, Any]) -> Channel:
@@ -150,9 +157,10 @@ def _channel_from_json(data: dict[str, Any]) -> Channel:
         bins = VocabularyBins(vocabulary=frozenset(raw["vocabulary"]), unseen_rate=raw["unseen_rate"])
     else:
         bins = PerformanceBins()
+    likeness = Likeness.from_json(data["likeness"]) if data.get("likeness") else None
     return Channel(name=data["name"], feature=data["feature"], kind=data["kind"], column=data["column"],
                    bins=bins, judged=tuple(data["judged"]), descriptor=data["descriptor"],
-                   second_column=data["second_column"])
+                   second_column=data["second_column"], likeness=likeness)
 
 
 class _FirstPass:
@@ -221,6 +229,12 @@ class _FirstPass:
             else:
                 channels.append(Channel(feature, feature, "performance", column, PerformanceBins(),
                                         judged_for("performance"), second_column=spec.prediction_label))
+        numeric = [name for name, kind in spec.features.items() if kind == "numeric"]
+        if likeness := Likeness.fit(self.sample, numeric):
+            distance = likeness.distance(self.sample)
+            channels.append(Channel(LIKENESS, LIKENESS, "numeric", likeness.features[0],
+                                    NumericBins.from_sample(distance, float(distance.min()), float(distance.max())),
+                                    judged_for("numeric"), likeness=likeness))
         return tuple(channels)
 
     def _numeric_bins(self, name: str, sample: dict[str, np.ndarray]) -> NumericBins:
@@ -344,7 +358,7 @@ def taken_baseline(synthetic: Profile, traffic: Sketch) -> Profile:
             "input": {"path": "worker", "format": "windows", "sha256": traffic.digest(),
                       "rows": traffic.organic_events},
             "provenance_mix": {}, "baseline_of": synthetic.id}
-    reference = Sketch(traffic.organic_events, traffic.counts, traffic.sums, traffic.squares, {})
+    reference = Sketch(traffic.organic_events, traffic.counts, traffic.sums, traffic.squares, {}, slices=traffic.slices)
     empty = {name: values[:0] for name, values in synthetic.sample.items()}
     return Profile(synthetic.spec, synthetic.channels, synthetic.groups, reference, synthetic.segment_values,
                    empty, meta)
@@ -352,7 +366,7 @@ def taken_baseline(synthetic: Profile, traffic: Sketch) -> Profile:
 
 def check_baseline(synthetic: Profile, organic: Profile, path: str | Path) -> None:
     """Fails with one line unless `organic` is a baseline made from `synthetic`."""
-    same_bins = [_channel_json(c) for c in organic.channels] == [_channel_json(c) for c in synthetic.channels]
+    same_bins = _channels_text(organic) == _channels_text(synthetic)
     if organic.meta.get("baseline_of") != synthetic.id or not same_bins:
         raise ProfileError(f"{path}: not an organic baseline of profile {synthetic.id} (it is "
                            f"{organic.meta.get('baseline_of') or 'a profile of its own'}); make it with "

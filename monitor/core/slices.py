@@ -67,7 +67,8 @@ def slice_axes(channels: tuple[Channel, ...], groups: tuple[Group, ...]) -> tupl
         values = tuple(g.value or "" for g in groups if g.field == field)
         axes.append(Axis(field or "", (*values, "(other)")))  # other: not profiled, or missing
     requests = [c for c in channels if stream_of(c) == "requests"]  # one event's own values, as the worker reads
-    for channel in sorted(requests, key=lambda c: not isinstance(c.bins, CategoryBins)):  # categories first
+    # Categories first, then how synthetic an event looks, then the numeric features.
+    for channel in sorted(requests, key=lambda c: (not isinstance(c.bins, CategoryBins), c.likeness is None)):
         bins = channel.bins
         if isinstance(bins, NumericBins) and channel.descriptor is None:
             axes.append(Axis(channel.feature, (*bins.labels, "(missing)"), channel.name))
