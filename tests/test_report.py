@@ -54,6 +54,7 @@ def test_the_report_is_one_file_that_fetches_nothing(report: Path) -> None:
     assert 1e6 < len(text.encode()) < 8e6  # Plotly's bundle inlined; small enough to mail
     assert not re.search(r"<(link|iframe)\b|\bsrc=[\"']?https?:", text)
     assert "Content-Security-Policy" in text
+    assert "Slices where live traffic departs" in text and "amount=" in text  # the drifted amount bins
 
 
 def test_the_report_renders_every_chart_with_the_drifted_features_first(report: Path, tmp_path: Path) -> None:

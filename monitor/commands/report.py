@@ -25,6 +25,6 @@ def report_html(profile: Profile, lines: Iterable[bytes], source: Path, window: 
         results=Analyzer(reference, settings).evaluate(checked.whole),
         windows=[{"label": f"{w['start']:,}", "results": w["results"]} for w in checked.windows],
         detections=checked.detections, coverage_gaps=checked.coverage_gaps,
-        accuracy=checked.accuracy.get("by_provenance", []),
+        accuracy=checked.accuracy.get("by_provenance", []), slices=checked.slices,
         title=f"synthdrift report: {profile.spec.model}", source=source.name)
     return render(data)

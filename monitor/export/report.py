@@ -51,6 +51,7 @@ class ReportData:
     detections: list[dict[str, Any]] = field(default_factory=list)
     coverage_gaps: list[dict[str, Any]] = field(default_factory=list)
     accuracy: list[dict[str, Any]] = field(default_factory=list)  # by provenance, as `SourceResult` JSON
+    slices: list[dict[str, Any]] = field(default_factory=list)  # departing slices, as `Slice` JSON
     title: str = "synthdrift report"
     source: str = ""
 
@@ -102,6 +103,13 @@ def _summary(data: ReportData) -> str:
                        f"<td>{g['live_share']:.1%}</td><td>{g['events']:,}</td></tr>" for g in data.coverage_gaps[:20])
         parts.append("<h2>Coverage gaps: values the synthetic data never had</h2><table><tr><th>value</th>"
                      f"<th>share of events</th><th>events</th></tr>{gaps}</table>")
+    if data.slices:
+        rows = "".join(f"<tr><td>{html.escape(d['slice'])}</td><td>{d['live_share']:.1%}</td>"
+                       f"<td>{d['synthetic_share']:.1%}</td><td>{d['expected_share']:.1%}</td></tr>"
+                       for d in data.slices)
+        parts.append("<h2>Slices where live traffic departs from the synthetic data</h2><table><tr><th>slice</th>"
+                     "<th>live share</th><th>synthetic share</th><th>expected (for a pair: what its two conditions "
+                     f"explain)</th></tr>{rows}</table>")
     labelled = [a for a in data.accuracy if a["labelled"]]
     if labelled:
         rows = "".join(f"<tr><td>{html.escape(a['provenance'])}</td><td>{a['labelled']:,}</td>"

@@ -23,6 +23,7 @@ from monitor.core.gap import explain
 from monitor.core.profile import Profile, taken_baseline
 from monitor.core.severity import Severity
 from monitor.core.sketch import Sketch
+from monitor.core.slices import Slice
 from monitor.core.types import FeatureResult, SourceResult
 from monitor.core.windows import Assembler, Partial, RenewBaseline, Window, decode
 from monitor.export.alerts import alert_event
@@ -56,7 +57,7 @@ class Merger:
         self.assembler: Assembler | None = None
         self.alert_states = AlertStates(config.alerts)
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_WINDOWS)
-        self.last: tuple[Sketch, list[FeatureResult], list[SourceResult]] | None = None  # for /report
+        self.last: tuple[Sketch, list[FeatureResult], list[SourceResult], list[Slice]] | None = None  # /report
         self._ranks = {g.name: i for i, g in enumerate(profile.groups[1:])}
         if gap is not None:
             self._record_standing(analyzer.profile)
@@ -105,13 +106,13 @@ class Merger:
         """The HTML report's data for the last window this worker judged (None before the first)."""
         if self.last is None:
             return None
-        sketch, results, sources = self.last
+        sketch, results, sources, departing = self.last
         windows = [{"label": str(w["key"]), "results": w["results"]} for w in self.recent]
         detections = [d for w in self.recent for d in w["detections"]]
         return ReportData(profile=self.analyzer.profile, settings=self.config.drift, sketch=sketch, results=results,
                           windows=windows, detections=detections,
                           coverage_gaps=[g.to_json() for g in self.analyzer.coverage_gaps(sketch)],
-                          accuracy=[s.to_json() for s in sources],
+                          accuracy=[s.to_json() for s in sources], slices=[d.to_json() for d in departing],
                           title=f"synthdrift: {self.profile.spec.model}, last window",
                           source=f"window {windows[-1]['label']}, against the {self.metrics.reference} reference")
 
@@ -206,7 +207,7 @@ class Merger:
         for event in events:
             metrics.alerts.labels(profile.spec.model, event["state"]).inc()
         worst = max((r.severity for r in results), default=Severity.OK)
-        self.last = (window.sketch, results, sources)
+        self.last = (window.sketch, results, sources, departing)
         self.recent.append({
             "key": window.key, "events": window.sketch.events, "digest": window.sketch.digest(), "worst": str(worst),
             "reference": metrics.reference, "provenance": [s.to_json() for s in sources],
