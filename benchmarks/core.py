@@ -61,7 +61,8 @@ def run_core(analyzer: Analyzer, batches: list[Columns]) -> None:
 
 
 def run_baseline(profile: Profile, batches: list[Columns]) -> None:
-    edges = {c.name: c.bins.edges for c in profile.channels if isinstance(c.bins, NumericBins)}
+    edges = {c.name: c.bins.edges for c in profile.channels
+             if isinstance(c.bins, NumericBins) and c.likeness is None}  # the features' own columns
     reference = {name: profile.reference.counts[name][0, 1:-2] / profile.reference.counts[name][0, 1:-2].sum()
                  for name in edges}
     for batch in batches:

@@ -149,7 +149,8 @@ def to_columns(events: list[dict[str, Any]], spec: Spec) -> Columns:
             raw[spec.prediction_score] = [p.get("score") for p in predictions]
     if spec.label:
         raw[spec.label] = [e.get("label") for e in events]
-    raw[spec.provenance_column] = [e.get("provenance") for e in events]
+    provenance = [e.get("provenance") for e in events]
+    raw[spec.provenance_column] = provenance if any(provenance) else np.full(len(events), None, dtype=object)
     return coerce(raw, spec)
 
 

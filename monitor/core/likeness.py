@@ -14,6 +14,7 @@ traffic: every worker and `check` then score an event identically, and windows m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,14 @@ from monitor.core.columns import Columns
 FEATURE = "synthetic_likeness"
 KNOTS = 101  # quantiles kept per feature
 RIDGE = 0.01  # added to the correlation's diagonal: a stable inverse for nearly collinear features
+
+
+@lru_cache(maxsize=1)
+def _scores() -> np.ndarray:
+    """The normal score of every rank sum (left plus right position among the knots) a value can get."""
+    from scipy.special import ndtri
+
+    return np.asarray(ndtri(np.clip(np.arange(2 * KNOTS + 1) / (2 * KNOTS), 0.5 / KNOTS, 1 - 0.5 / KNOTS)))
 
 
 @dataclass(frozen=True)
@@ -45,18 +54,22 @@ class Likeness:
         return cls(model.features, knots, np.linalg.inv(correlation))
 
     def _normal_scores(self, columns: Columns) -> np.ndarray:
-        from scipy.special import ndtri
-
-        levels = np.linspace(0, 1, KNOTS)
+        """Each value's normal score from its rank among the synthetic quantiles: ties (a spike at
+        one value) take the middle of their range; missing values the median."""
         scores = np.empty((len(columns[self.features[0]]), len(self.features)))
+        table = _scores()
         for i, feature in enumerate(self.features):
-            values = columns[feature]
-            # Ties (a spike at one value) take the middle of their quantile range.
-            low = np.interp(values, self.knots[i], levels, left=0.0, right=1.0)
-            high = np.interp(values, self.knots[i][::-1], levels[::-1], left=0.0, right=1.0)
-            middle = np.clip((low + high) / 2, 0.5 / KNOTS, 1 - 0.5 / KNOTS)
-            scores[:, i] = np.where(np.isnan(values), 0.0, ndtri(middle))  # missing: the median
+            values, knots = columns[feature], self.knots[i]
+            left = np.searchsorted(knots, values)
+            tied = knots[np.minimum(left, KNOTS - 1)] == values  # on a knot: the end of its run of ties
+            rank = left + np.where(tied, self._tie_ends[i][np.minimum(left, KNOTS - 1)], left)
+            scores[:, i] = np.where(np.isnan(values), 0.0, table[rank])
         return scores
+
+    @cached_property
+    def _tie_ends(self) -> np.ndarray:
+        """Per feature and knot, the position just past the knots equal to it."""
+        return np.array([np.searchsorted(k, k, "right") for k in self.knots])
 
     def distance(self, columns: Columns) -> np.ndarray:
         """Each row's squared Mahalanobis distance from the synthetic mass, per feature (the
@@ -71,7 +84,7 @@ class Likeness:
         True
         """
         scores = self._normal_scores(columns)
-        return np.einsum("ij,jk,ik->i", scores, self.precision, scores) / len(self.features)
+        return ((scores @ self.precision) * scores).sum(axis=1) / len(self.features)
 
     def to_json(self) -> dict[str, Any]:
         return {"features": list(self.features), "knots": self.knots, "precision": self.precision}

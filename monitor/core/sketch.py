@@ -164,6 +164,8 @@ class Sketcher:
         rows = len(next(iter(columns.values()))) if columns else 0
         if not rows:
             return None
+        if provenance is not None and not any(provenance.tolist()):
+            provenance = None  # none given: all organic, as most traffic is
         organic = organic_rows(provenance) if provenance is not None else np.ones(rows, dtype=bool)
         names = np.where(organic, ORGANIC, provenance) if provenance is not None else np.full(rows, ORGANIC)
         distinct, source = np.unique(names.astype(str), return_inverse=True)

@@ -1,12 +1,13 @@
 """Slice discovery: the conjunctions of two conditions (a segment value, a category, a numeric bin)
 where live traffic departs most from the synthetic data, found on counts that merge like sketches.
 
-Each row gets a code on every slice *axis* (the profile's segment fields, then categorical and
-numeric features, at most `MAX_AXES`); a sketch keeps the joint counts of every pair of axes. A
-slice is reported when its live share departs from its synthetic share by at least `MIN_SHARE` of
-traffic and beyond a two-proportion z bound at the false-alarm rate divided by every cell tested
-(Bonferroni); a two-condition slice only when it departs beyond what its two marginals explain
-(a drift of one value alone is that value's slice, not every pair it is in).
+Each row gets a code on every slice *axis* (the profile's segment fields, then categorical
+features, the synthetic-likeness score and numeric features, while they fit `MAX_AXES` and
+`MAX_CELLS`); a sketch keeps the joint counts of every pair of axes. A slice is reported when its
+live share departs from its synthetic share by at least `MIN_SHARE` of traffic and beyond a
+two-proportion z bound at the false-alarm rate divided by every cell tested (Bonferroni); a
+two-condition slice only when it departs beyond what its two marginals explain (a drift of one
+value alone is that value's slice, not every pair it is in).
 
 Written on the sketches, not with SliceLine or DivExplorer: both search a table of rows, while a
 window here is merged counts from several workers.
@@ -23,7 +24,8 @@ import numpy as np
 from monitor.core.channels import CategoryBins, Channel, Encoded, NumericBins, stream_of
 from monitor.core.types import Group
 
-MAX_AXES = 12  # 66 pairs: ~1 µs an event
+MAX_AXES = 12  # 66 pairs
+MAX_CELLS = 3000  # joint counts a sketch carries: every worker sends its sketches to the merger
 MAX_VALUES = 20  # categories with a code of their own on an axis; the rest are "other"
 MIN_SHARE = 0.02  # of traffic: smaller departures are not reported, however significant
 
@@ -61,7 +63,8 @@ class Slice:
 
 def slice_axes(channels: tuple[Channel, ...], groups: tuple[Group, ...]) -> tuple[Axis, ...]:
     """The axes: segment fields (their profiled values, then other), then categorical and numeric
-    features (their bins, categories past `MAX_VALUES` folded into other), at most `MAX_AXES`."""
+    features (their bins, categories past `MAX_VALUES` folded into other), while they fit
+    `MAX_AXES` and `MAX_CELLS` (an axis that does not fit is skipped)."""
     axes = []
     for field in dict.fromkeys(g.field for g in groups[1:]):
         values = tuple(g.value or "" for g in groups if g.field == field)
@@ -78,7 +81,11 @@ def slice_axes(channels: tuple[Channel, ...], groups: tuple[Group, ...]) -> tupl
             fold = np.array([*range(len(kept)), *[other] * (len(bins.categories) - len(kept)), other, other + 1,
                              other + 2])
             axes.append(Axis(channel.feature, (*kept, "(other)", "(unseen)", "(missing)"), channel.name, fold))
-    return tuple(axes[:MAX_AXES])
+    chosen: list[Axis] = []
+    for axis in axes:  # in order, while the pairs' cells fit
+        if len(chosen) < MAX_AXES and cells((*chosen, axis)) <= MAX_CELLS:
+            chosen.append(axis)
+    return tuple(chosen)
 
 
 def cells(axes: tuple[Axis, ...]) -> int:
@@ -104,10 +111,22 @@ def codes(axes: tuple[Axis, ...], groups: tuple[Group, ...], group_codes: dict[s
 
 
 def count(axes: tuple[Axis, ...], row_codes: np.ndarray) -> np.ndarray:
-    """The joint counts of every pair of axes, one flat array (pairs in `combinations` order)."""
-    parts = [np.bincount(row_codes[i] * b.size + row_codes[j], minlength=a.size * b.size)
-             for (i, a), (j, b) in combinations(enumerate(axes), 2)]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    """The joint counts of every pair of axes, one flat array (pairs in `combinations` order), in
+    one `bincount` over every pair's cell of every row."""
+    first, second, sizes, offsets = _pairs(axes)
+    cells = offsets[:, None] + row_codes[first] * sizes[:, None] + row_codes[second]
+    return np.bincount(cells.ravel(), minlength=sum(a.size * b.size for a, b in combinations(axes, 2)))
+
+
+def _pairs(axes: tuple[Axis, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pair of axes: the first's and the second's position, the second's size, and where the
+    pair's cells start in the flat counts."""
+    pairs = list(combinations(range(len(axes)), 2))
+    first = np.array([i for i, _ in pairs], dtype=np.intp)
+    second = np.array([j for _, j in pairs], dtype=np.intp)
+    sizes = np.array([axes[j].size for _, j in pairs], dtype=np.intp)
+    widths = np.array([axes[i].size * axes[j].size for i, j in pairs], dtype=np.intp)
+    return first, second, sizes, np.concatenate(([0], np.cumsum(widths)[:-1])).astype(np.intp)
 
 
 def find(axes: tuple[Axis, ...], reference: np.ndarray, live: np.ndarray, false_alarm_rate: float,
