@@ -137,7 +137,8 @@ class Merger:
     def _state(self) -> dict[str, Any]:
         """What a successor needs after the window just judged: detector and alert states, and the
         windows' figures /status shows (without their details)."""
-        windows = [{**w, "results": [], "coverage_gaps": [], "detections": [], "alerts": []} for w in self.recent]
+        details = ("results", "coverage_gaps", "detections", "alerts", "provenance", "flattery", "slices")
+        windows = [{**w, **{key: [] for key in details}} for w in self.recent]  # the state stays small
         state = {"detectors": self.analyzer.detectors.to_json(), "alerts": self.alert_states.to_json(),
                  "windows": windows}
         if self.taken is not None:  # JSON text, as chunks are: one string, not a tree of objects
