@@ -188,7 +188,7 @@ class Analyzer:
         return sorted(results, key=lambda r: (-r.events, -r.labelled, r.provenance))
 
     def slices(self, sketch: Sketch) -> list[Slice]:
-        """The two-condition slices where the window departs most from the reference (see `slices`)."""
+        """The slices (one condition or two) where the window departs most from the reference (see `slices`)."""
         return slices.find(self.sketcher.axes, self.profile.reference.slices, sketch.slices,
                            self.settings.false_alarm_rate)
 
