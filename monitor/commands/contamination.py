@@ -96,10 +96,8 @@ def _organic(spec: Spec, path: Path) -> tuple[Columns, dict[str | None, tuple[in
             continue
         outcome = PerformanceBins.index(chunk[spec.label], chunk[spec.prediction_label])
         labelled = outcome < 2
-        groups: list[tuple[str | None, np.ndarray]] = [(None, labelled)]
-        for name in spec.segment_fields:
-            values = chunk[name]
-            groups += [(f"{name}={v}", labelled & (values == v)) for v in set(values[labelled].tolist()) if v]
+        groups = [(None, labelled)] + [(f"{name}={value}", labelled & rows_with)
+                                       for name, value, rows_with in core.segment_rows(spec, chunk)]
         for key, chosen in groups:
             counted = counts.setdefault(key, [0, 0])
             counted[0] += int((outcome[chosen] == 0).sum())
@@ -132,14 +130,9 @@ def _segments(spec: Spec, evaluation: Columns, index: core.Scan) -> list[dict[st
     checks = {"exact_duplicates": index.exact.rows, "near_duplicates": index.near_duplicates.rows}
     if index.texts:
         checks |= {"dirty_ngrams": index.dirty.rows, "shared_templates": index.templates.rows}
-    rows = []
-    for name in spec.segment_fields:
-        values = evaluation[name]
-        for value in sorted({v for v in values.tolist() if v is not None}):
-            members = values == value
-            rows.append({"segment": {name: value}, "rows": int(members.sum()),
-                         **{check: float(flags[members].mean()) for check, flags in checks.items()}})
-    return rows
+    return [{"segment": {name: value}, "rows": int(members.sum()),
+             **{check: float(flags[members].mean()) for check, flags in checks.items()}}
+            for name, value, members in core.segment_rows(spec, evaluation)]
 
 
 def _findings(report: dict[str, Any]) -> list[dict[str, Any]]:

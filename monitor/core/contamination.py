@@ -127,8 +127,7 @@ class Scan:
         self.dirty = Finding(np.zeros(rows, dtype=bool))
         self.templates = Finding(np.zeros(rows, dtype=bool))
         self._exact_keys = _index(_row_keys(evaluation, list(spec.features)))
-        text = [" ".join(filter(None, parts)) for parts in zip(*(evaluation[n].tolist() for n in self.texts),
-                                                                 strict=True)] if self.texts else []
+        text = self._texts(evaluation)
         self._text = text
         words = [tokens(t) for t in text]
         self.lengths = np.array([len(w) for w in words])
@@ -156,10 +155,10 @@ class Scan:
         rows = len(next(iter(chunk.values())))
         self.train_rows += rows
         self.train_sample.add(chunk)
-        self._match(self.exact, self._exact_keys, _row_keys(chunk, list(self.spec.features)), chunk)
+        self._match(self.exact, self._exact_keys, _row_keys(chunk, list(self.spec.features)))
         if not self.texts:
             return
-        text = [" ".join(filter(None, parts)) for parts in zip(*(chunk[n].tolist() for n in self.texts), strict=True)]
+        text = self._texts(chunk)
         words = [tokens(t) for t in text]
         grams = np.fromiter((g for w in words for g in _ngrams(w, self.n)), dtype=np.int64)
         if len(grams) and len(self._grams):
@@ -175,7 +174,13 @@ class Scan:
         self.templates.rows |= self.skeleton_counts > 0
         self._near(text, words)
 
-    def _match(self, finding: Finding, index: tuple[np.ndarray, np.ndarray], keys: list[int], chunk: Columns) -> None:
+    def _texts(self, columns: Columns) -> list[str]:
+        """Each row's text features, joined (no text features: no rows)."""
+        if not self.texts:
+            return []
+        return [" ".join(filter(None, parts)) for parts in zip(*(columns[n].tolist() for n in self.texts), strict=True)]
+
+    def _match(self, finding: Finding, index: tuple[np.ndarray, np.ndarray], keys: list[int]) -> None:
         order, sorted_keys = index
         keys_array = np.array(keys, dtype=np.int64)
         hit = np.isin(sorted_keys, keys_array)
@@ -403,6 +408,16 @@ def rank_auc(scores: np.ndarray, target: np.ndarray) -> float:
     return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)) if n1 and n0 else 0.5
 
 
+def segment_rows(spec: Spec, columns: Columns) -> list[tuple[str | None, str | None, np.ndarray]]:
+    """Each segment value the rows have (the spec's segment fields, derived languages too), and
+    which rows have it."""
+    found: list[tuple[str | None, str | None, np.ndarray]] = []
+    for name in spec.segment_fields:
+        values = columns[name]
+        found += [(name, value, values == value) for value in sorted({v for v in values.tolist() if v is not None})]
+    return found
+
+
 def flattery(spec: Spec, evaluation: Columns, organic_counts: dict[str | None, tuple[int, int]],
              clean: np.ndarray) -> list[dict[str, Any]]:
     """The eval-flattery index: accuracy on the evaluation set minus accuracy on organic labelled
@@ -416,10 +431,7 @@ def flattery(spec: Spec, evaluation: Columns, organic_counts: dict[str | None, t
     if not (spec.label and spec.prediction_label):
         return []
     outcome = PerformanceBins.index(evaluation[spec.label], evaluation[spec.prediction_label])
-    groups: list[tuple[str | None, str | None, np.ndarray]] = [(None, None, np.ones(len(outcome), dtype=bool))]
-    for field_name in spec.segment_fields:
-        values = evaluation[field_name]
-        groups += [(field_name, v, values == v) for v in sorted({v for v in values.tolist() if v is not None})]
+    groups = [(None, None, np.ones(len(outcome), dtype=bool)), *segment_rows(spec, evaluation)]
     rows = []
     for name, value, members in groups:
         key = None if name is None else f"{name}={value}"

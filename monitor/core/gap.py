@@ -89,11 +89,10 @@ def explain(profile: Profile, results: list[FeatureResult], sketch: Sketch) -> l
     from a window's sketch (which keeps counts, not rows: no quantiles)."""
     channels = {c.feature: c for c in profile.channels if c.kind in ("numeric", "categorical")}
     report = []
-    for result in results:
+    for result in (r for r in results if r.severity):
         channel = channels.get(result.feature)
-        if not result.severity or channel is None:
-            if result.severity:
-                report.append(result.to_json())
+        if channel is None:  # text and performance: their statistics say it
+            report.append(result.to_json())
             continue
         g = profile.groups.index(result.group)
         reference, counts = profile.reference_probabilities(channel, g), sketch.counts[channel.name][g]

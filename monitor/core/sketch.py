@@ -108,15 +108,18 @@ class Sketch:
 
 
 def _add_gaps(target: dict[str, int], values: dict[str, int]) -> None:
-    for value, count in values.items():
-        key = value if value in target or len(target) < MAX_GAP_VALUES else OTHER
-        target[key] = target.get(key, 0) + count
+    _add_capped(target, values.items(), MAX_GAP_VALUES)
 
 
 def _add_sources(target: dict[str, np.ndarray], counts: dict[str, np.ndarray]) -> None:
-    for source, values in sorted(counts.items()):
-        key = source if source in target or len(target) < MAX_SOURCES else OTHER
-        target[key] = target[key] + values if key in target else values.copy()
+    _add_capped(target, sorted((k, v.copy()) for k, v in counts.items()), MAX_SOURCES)  # no array shared
+
+
+def _add_capped(target: dict[str, Any], values: Iterable[tuple[str, Any]], most: int) -> None:
+    """Adds counts by key; past `most` distinct keys, new ones add up in OTHER."""
+    for value, count in values:
+        key = value if value in target or len(target) < most else OTHER
+        target[key] = target[key] + count if key in target else count
 
 
 class Sketcher:

@@ -209,7 +209,6 @@ class Metrics:
                 if value is not None:
                     self.accuracy.labels(self.model, provenance, segment, statistic).set(value)
 
-
     def record_slices(self, found: list[Slice]) -> None:
         self.slice_share.clear()  # the top slices change from window to window: no stale series
         for departing in found:

@@ -81,14 +81,10 @@ def _badge(severity: str) -> str:
     return f'<span class="sev" style="background:{COLOURS[severity]}">{severity}</span>'
 
 
-def _segment(result: FeatureResult) -> str:
-    return result.group.name
-
-
 def _summary(data: ReportData) -> str:
     worst = max((r.severity for r in data.results), default=Severity.OK)
     flagged = [r for r in data.results if r.severity]
-    rows = "".join(f"<tr><td>{html.escape(r.feature)}</td><td>{html.escape(_segment(r))}</td>"
+    rows = "".join(f"<tr><td>{html.escape(r.feature)}</td><td>{html.escape(r.group.name)}</td>"
                    f"<td>{_badge(str(r.severity))}</td><td>{html.escape(_breach_text(r))}</td>"
                    f"<td>{r.events:,}</td></tr>" for r in flagged)
     parts = [f"<h1>{html.escape(data.title)}</h1>",
@@ -131,7 +127,7 @@ def _heatmap(data: ReportData, figures: list[tuple[str, dict[str, Any]]]) -> str
     """Severity by feature and segment (rows) and window (columns)."""
     if not data.windows:
         return ""
-    pairs = sorted({(r.feature, _segment(r)) for r in data.results if r.severity or r.group.field is None},
+    pairs = sorted({(r.feature, r.group.name) for r in data.results if r.severity or r.group.field is None},
                    key=lambda p: (p[1] != "all", p))
     index = {pair: i for i, pair in enumerate(pairs)}
     z = np.zeros((len(pairs), len(data.windows)))
@@ -183,7 +179,7 @@ def _features(data: ReportData, figures: list[tuple[str, dict[str, Any]]]) -> st
         if figure is None:
             continue
         figures.append((div, figure))
-        parts.append(f'<h3>{html.escape(result.feature)} <span class="muted">[{html.escape(_segment(result))}]</span> '
+        parts.append(f'<h3>{html.escape(result.feature)} <span class="muted">[{html.escape(result.group.name)}]</span> '
                      f'{_badge(str(result.severity))}</h3><div class="feature"><div id="{div}" class="chart"></div>'
                      f'<div class="stats">{_stats_table(data, result)}</div></div>')
     return "".join(parts)
