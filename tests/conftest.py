@@ -23,6 +23,8 @@ from monitor.core.profile import Profile, ProfileSettings, build
 from monitor.core.slices import Slice
 from monitor.core.spec import Spec
 
+WORKER_LOG_LINES = 80
+
 
 def live(rng: np.random.Generator, rows: int, shift: float = 0.0) -> Columns:
     return {
@@ -91,6 +93,18 @@ def small_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
     spec = Spec(model="small", features={"amount": "numeric", "score": "numeric", "channel": "categorical",
                                          "body": "text"}, segments=("language",))
     return build_profile(tmp_path_factory.mktemp("small"), spec, columns, min_segment_rows=100)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed streaming test shows the end of its workers' logs (CI keeps no files)."""
+    report = yield
+    directory = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and directory is not None:
+        for log in sorted(Path(directory).glob("worker-*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-WORKER_LOG_LINES:]
+            report.sections.append((f"end of {log.name}", "\n".join(tail)))
+    return report
 
 
 @pytest.fixture(scope="session")

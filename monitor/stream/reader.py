@@ -274,7 +274,8 @@ class TrafficReader(ConsumerRebalanceListener):
             positions.append(Position(tp.topic, tp.partition, caught_up=highwater is not None and not behind,
                                       idle_seconds=now - self.heard.get(tp, now)))
             lag[self.sources[tp.topic]] = lag.get(self.sources[tp.topic], 0) + behind
-        await self.sketches.send(key=self.key, value=Progress(tuple(positions)).to_bytes())
+        # Awaited like the partials: `settled` then means the broker acknowledged, even when idle.
+        self.pending.append(await self.sketches.send(key=self.key, value=Progress(tuple(positions)).to_bytes()))
         await self._settle()
         for stream, value in lag.items():
             self.metrics.lag.labels(stream).set(value)
