@@ -113,6 +113,13 @@ def overview() -> dict[str, Any]:
               description="Conditions (and pairs of them beyond what each explains) whose share of live events "
                           "departs from the synthetic data by 2 points or more, beyond a Bonferroni-bounded z.",
               fieldConfig={"defaults": {"unit": "percentunit"}}),
+        panel("table", "Weak slices: accuracy below the synthetic evaluation (last window)",
+              [target('max by (slice, source) (synthdrift_slice_accuracy{model="$model"})', "{{slice}} {{source}}",
+                      instant=True)],
+              description="Live accuracy in each top slice beside the synthetic evaluation's in that slice; weak=1 "
+                          "where it falls by 5 points or more beyond the Bonferroni bound, and beyond what the rest "
+                          "of traffic (for a pair: the rest of each condition) explains.",
+              fieldConfig={"defaults": {"unit": "percentunit"}}),
         panel("timeseries", "Events by provenance (only organic events judge drift)",
               [target('synthdrift_provenance_events{model="$model"}', "{{provenance}}")]),
     ])

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -96,7 +96,8 @@ def small_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failed streaming test shows the end of its workers' logs (CI keeps no files)."""
     report = yield
     directory = getattr(item, "funcargs", {}).get("tmp_path")

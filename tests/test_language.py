@@ -96,6 +96,21 @@ def test_accuracy_falls_in_the_german_segment(checked: dict[str, Any], capsys: p
     assert english["accuracy_low"] < english["reference_accuracy"] < english["accuracy_high"]
 
 
+def test_new_languages_get_their_own_accuracy_and_language_slices_are_weak(
+        checked: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    windows = report(checked["directory"], capsys)["windows"]
+    assert not any(s["weak"] for s in windows[0]["slices"])  # English traffic, as accurate as in synthesis
+    for window in windows[1:]:
+        gaps = {g["value"]: g for g in window["coverage_gaps"] if g["field"] == "text.language"}
+        for language in ("es", "ru"):  # never in the synthetic data: accuracy of their own, below 0.9
+            assert gaps[language]["labelled"] == gaps[language]["events"] >= 60
+            assert gaps[language]["accuracy_high"] < 0.85 and gaps[language]["accuracy"] == pytest.approx(0.6, abs=0.15)
+        weak = {s["slice"]: s for s in window["slices"] if s["weak"]}
+        assert set(weak) == {"text.language=de", "text.language=(other)"}, list(weak)
+        assert weak["text.language=(other)"]["reference_accuracy"] == pytest.approx(0.9, abs=0.02)
+        assert weak["text.language=de"]["accuracy"] < 0.75
+
+
 def test_only_text_features_have_a_language() -> None:
     with pytest.raises(SpecError, match="languages: 'amount' is not a text feature"):
         Spec.from_dict({"model": "m", "features": {"amount": "numeric"}, "languages": ["amount"]})

@@ -12,10 +12,13 @@ import yaml
 from conftest import build_profile
 from prometheus_client import CollectorRegistry
 
+from monitor.commands.replay import Drift, simulate, split
 from monitor.config import ConfigError, worker_config
 from monitor.core.alerts import AlertStates
 from monitor.core.channels import CategoryBins
 from monitor.core.columns import to_labels
+from monitor.core.events import to_columns
+from monitor.core.profile import Profile
 from monitor.core.severity import Severity
 from monitor.core.spec import Spec
 from monitor.core.types import AlertSettings, CoverageGap, DriftSettings, FeatureResult, Group
@@ -60,7 +63,7 @@ def test_bad_worker_configuration_is_one_line(environ: dict[str, str], message: 
 
 def test_unmatched_join_halves_expire_and_are_counted() -> None:
     join = JoinBuffer(ttl=10, max_pending=2)
-    join.request("a", {}, None, now=0)
+    join.request("a", {}, {}, None, now=0)
     join.prediction("b", {"label": 1}, now=0)
     join.expire(now=5)
     assert join.pending() == 2
@@ -72,7 +75,7 @@ def test_unmatched_join_halves_expire_and_are_counted() -> None:
 def test_the_join_buffer_is_bounded() -> None:
     join = JoinBuffer(ttl=1000, max_pending=3)
     for i in range(10):
-        join.request(f"r{i}", {}, None, now=i)
+        join.request(f"r{i}", {}, {}, None, now=i)
     assert join.pending() == 3 and join.outcomes[("request", "expired")] == 7
     assert join.prediction("r9", {"label": 1}, now=11)  # the newest ones are kept
 
@@ -137,7 +140,7 @@ def test_coverage_gap_series_stay_flat_over_ever_new_values() -> None:
 def test_join_buffers_are_bounded_by_memory() -> None:
     join = JoinBuffer(ttl=1000, max_pending=1_000_000, max_bytes=4 * 100_000)
     for i in range(10_000):
-        join.request(f"r{i}", {"language": "en", "region": "eu"}, None, now=0)
+        join.request(f"r{i}", {"amount": 12.5}, {"language": "en", "region": "eu"}, None, now=0)
     assert 0 < join.pending_bytes() <= 100_000 and join.pending() < 250
     assert join.outcomes[("request", "expired")] == 10_000 - join.pending()
 
@@ -157,3 +160,27 @@ def test_bin_share_series_of_a_wide_categorical_stay_bounded(tmp_path: Path) -> 
     live = {s.labels["bin"]: s.value for s in samples if s.labels["source"] == "live"}
     assert len(live) == 52 and {"(other)", "(unseen)"} <= live.keys()
     assert abs(sum(live.values()) - 1.0) < 1e-9
+
+
+def test_labelled_joined_records_count_in_their_slices_as_check_counts_the_same_events(profile_path: Path) -> None:
+    """The worker sketches a request, then its joined feedback (features carried by the join);
+    `check` reads the same event as one row. Slice outcomes and gap outcomes come out the same."""
+    profile = Profile.load(profile_path)
+    events = list(simulate(profile, 800, [Drift("language", "new", 0.2, "pt")], 0, seed=5, start_time=0))
+    events = [{**e, "request_id": f"r{i}"} for i, e in enumerate(events)]
+    whole = profile.sketcher().sketch(to_columns(events, profile.spec))  # as `check` reads them
+    sketcher, join = profile.sketcher(), JoinBuffer(ttl=60, max_pending=10_000)
+    streamed = sketcher.empty()
+    for event in events:  # as the worker reads them: the request, its prediction, its label
+        parts = dict(split(event))
+        sketcher.update(streamed, to_columns([parts["requests"]], profile.spec), stream="requests")
+        join.request(event["request_id"], event["features"], event["segments"], None, now=0)
+        join.prediction(event["request_id"], parts["predictions"]["prediction"], now=0)
+        for record in join.feedback(event["request_id"], parts["feedback"]["label"], None, now=0):
+            sketcher.update(streamed, to_columns([record], profile.spec), events=False, stream="feedback")
+    axes = len(sketcher.axes)
+    assert whole.slice_outcomes.sum() == 800 * (axes + axes * (axes - 1) // 2)  # every row in every cell it is in
+    assert np.array_equal(whole.slice_outcomes, streamed.slice_outcomes)
+    assert {k: v.tolist() for k, v in whole.gap_outcomes["language"].items()} == \
+        {k: v.tolist() for k, v in streamed.gap_outcomes["language"].items()}
+    assert whole.gap_outcomes["language"]["pt"].sum() > 100  # a language nobody generated, with its accuracy

@@ -17,6 +17,7 @@ import pytest
 from streaming import Stack, metrics, report, status, wait_for
 
 from monitor.commands.replay import Drift, simulate
+from monitor.core import schemas
 from monitor.core.profile import Profile
 
 EVENTS, SHIFT, START = 8000, 4000, 1_700_000_000.0  # 1 ms apart: 2-second windows of 2,000 events
@@ -69,6 +70,13 @@ def test_drift_reaches_metrics_and_alert_events(stack: Stack, profile_path: Path
     amount = [a for a in alerts if a["feature"] == "amount" and a["segment"] is None]
     assert amount and amount[0]["state"] == "critical" and amount[0]["previous"] == "ok"
     assert amount[0]["thresholds"] and amount[0]["window"]["key"] >= START * 1000 + SHIFT
+    # Slices alert too (a warning at most), with their conditions as the segment; and a segment
+    # value nobody generated gets the accuracy of its joined labels.
+    found = [a for a in alerts if a["feature"] == "(slice)" and a["state"] == "warning"]
+    assert found and all(schemas.problem("alert", a) is None for a in found)
+    assert set().union(*(a["segment"] for a in found)) & {"amount", "language"}
+    spanish = [g for g in last["coverage_gaps"] if (g["field"], g["value"]) == ("language", "es")]
+    assert spanish and spanish[0]["labelled"] > 50 and 0 < spanish[0]["accuracy"] < 1
 
 
 def test_invalid_events_go_to_the_dead_letter_topic_with_their_reason(stack: Stack, profile_path: Path) -> None:

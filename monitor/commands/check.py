@@ -149,11 +149,16 @@ def render_text(report: CheckReport) -> str:
                                                            "reference_accuracy"))) for r in by_segment or []]
     if report.slices:
         lines += ["", "slices where live traffic departs from the synthetic data (share of events, live vs synthetic; "
-                      "for two conditions, vs what their marginals explain):"]
-        lines += [f"  {s['slice']:56} {s['live_share']:7.1%} vs {s['expected_share']:6.1%}" for s in report.slices]
+                      "for two conditions, vs what their marginals explain; accuracy vs the synthetic evaluation):"]
+        lines += [f"  {s['slice']:56} {s['live_share']:7.1%} vs {s['expected_share']:6.1%}" + (
+                  f"   accuracy {s['accuracy']:.1%} vs {s['reference_accuracy']:.1%} on {s['labelled']:,} labels"
+                  + ("  WEAK" if s["weak"] else "") if s["accuracy"] is not None and s["reference_accuracy"] is not None
+                  else "") for s in report.slices]
     if report.coverage_gaps:
         lines += ["", "coverage gaps (values the synthetic data never had):"]
-        lines += [f"  {g['field']}={g['value']}: {g['live_share']:.1%} of events" for g in report.coverage_gaps[:20]]
+        lines += [f"  {g['field']}={g['value']}: {g['live_share']:.1%} of events" + (
+                  f", accuracy {g['accuracy']:.1%} [{g['accuracy_low']:.1%}, {g['accuracy_high']:.1%}] "
+                  f"on {g['labelled']:,} labels" if g["labelled"] else "") for g in report.coverage_gaps[:20]]
     if report.invalid_lines:
         lines += ["", "invalid lines:"]
         lines += [f"  line {i['line']}: {i['reason']}: {i['detail']}" for i in report.invalid_lines[:20]]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.core.severity import Severity
+from monitor.core.slices import Slice
 from monitor.core.types import AlertSettings, FeatureResult
 
 
@@ -72,3 +73,50 @@ class AlertStates:
 
     def to_json(self) -> dict[str, Any]:
         return {k: {"state": t.state, "streaks": t.streaks} for k, t in self._tracks.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class SliceChange:
+    """A slice began to alert (`warning`: found in `enter_windows` windows in a row, with `found`
+    from the last) or stopped (`resolved`: a window without it, `found` None)."""
+
+    conditions: tuple[tuple[str, str], ...]
+    state: str
+    found: Slice | None
+
+
+class SliceStates:
+    """Which of the slices found (departing or weak) are alerting, window by window. A slice never
+    pages: it is a ticket-level finding, and its alert event says where to look.
+
+    >>> from monitor.core.slices import Slice
+    >>> states = SliceStates(AlertSettings(enter_windows=2))
+    >>> grade = Slice((("grade", "A"),), 0.3, 0.2, 0.2, 600, 9.0)
+    >>> [[c.state for c in states.advance(found)] for found in ([grade], [grade], [grade], [])]
+    [[], ['warning'], [], ['resolved']]
+    """
+
+    def __init__(self, settings: AlertSettings, tracks: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        # slice name -> windows in a row it was found, whether it alerts, its conditions
+        self._tracks: dict[str, dict[str, Any]] = dict(tracks or {})
+
+    def advance(self, found: list[Slice]) -> list[SliceChange]:
+        changes = []
+        by_name = {s.name: s for s in found}
+        for name, track in list(self._tracks.items()):
+            if name not in by_name:
+                if track["alerting"]:
+                    changes.append(SliceChange(tuple(map(tuple, track["conditions"])), "resolved", None))
+                del self._tracks[name]
+        for name, found_slice in by_name.items():
+            track = self._tracks.setdefault(name, {"streak": 0, "alerting": False,
+                                                   "conditions": [list(c) for c in found_slice.conditions]})
+            track["streak"] += 1
+            if not track["alerting"] and track["streak"] >= self.settings.enter_windows:
+                track["alerting"] = True
+                changes.append(SliceChange(found_slice.conditions, "warning", found_slice))
+        return changes
+
+    def to_json(self) -> dict[str, Any]:
+        return self._tracks

@@ -189,13 +189,21 @@ class Analyzer:
 
     def slices(self, sketch: Sketch) -> list[Slice]:
         """The slices (one condition or two) where the window departs most from the reference (see `slices`)."""
-        return slices.find(self.sketcher.axes, self.profile.reference.slices, sketch.slices,
-                           self.settings.false_alarm_rate)
+        reference = self.profile.reference
+        return slices.find(self.sketcher.axes, reference.slices, sketch.slices, self.settings.false_alarm_rate,
+                           reference.slice_outcomes, sketch.slice_outcomes)
 
     def coverage_gaps(self, sketch: Sketch) -> list[CoverageGap]:
         """Segment values and categories the synthetic data never had, largest first."""
-        gaps = [CoverageGap(name, value, count / sketch.events if sketch.events else 0.0, count)
-                for name, values in sketch.gaps.items() for value, count in values.items()]
+        gaps = []
+        for name, values in sketch.gaps.items():
+            outcomes = sketch.gap_outcomes.get(name, {})
+            for value, count in values.items():
+                right, wrong = outcomes[value].tolist() if value in outcomes else (0, 0)
+                low, high = (float(v) for v in statistics.wilson_interval(np.array(right), np.array(right + wrong)))
+                gaps.append(CoverageGap(name, value, count / sketch.events if sketch.events else 0.0, count,
+                                        right + wrong, right / (right + wrong) if right + wrong else None,
+                                        *((low, high) if right + wrong else (None, None))))
         return sorted(gaps, key=lambda gap: (-gap.events, gap.field, gap.value))
 
 

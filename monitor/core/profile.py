@@ -358,7 +358,8 @@ def taken_baseline(synthetic: Profile, traffic: Sketch) -> Profile:
             "input": {"path": "worker", "format": "windows", "sha256": traffic.digest(),
                       "rows": traffic.organic_events},
             "provenance_mix": {}, "baseline_of": synthetic.id}
-    reference = Sketch(traffic.organic_events, traffic.counts, traffic.sums, traffic.squares, {}, slices=traffic.slices)
+    reference = Sketch(traffic.organic_events, traffic.counts, traffic.sums, traffic.squares, {}, slices=traffic.slices,
+                       slice_outcomes=traffic.slice_outcomes)
     empty = {name: values[:0] for name, values in synthetic.sample.items()}
     return Profile(synthetic.spec, synthetic.channels, synthetic.groups, reference, synthetic.segment_values,
                    empty, meta)

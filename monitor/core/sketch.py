@@ -16,7 +16,7 @@ import numpy as np
 
 from monitor.core import slices
 from monitor.core.channels import CategoryBins, Channel, Encoded, NumericBins, PerformanceBins, stream_of
-from monitor.core.columns import ORGANIC, Columns, label_codes, organic_rows
+from monitor.core.columns import ORGANIC, Columns, label_codes, organic_rows, take
 from monitor.core.types import Group
 
 MAX_GAP_VALUES = 100  # distinct unseen values tracked per field and window; the rest add up in OTHER
@@ -27,7 +27,8 @@ OTHER = "(other)"
 @dataclass(slots=True)
 class Sketch:
     """Counts (groups x bins) per channel; value sums per numeric bin; unseen values per field;
-    per provenance, events and right and wrong predictions (see `Sketcher.split`)."""
+    per provenance, events and right and wrong predictions (see `Sketcher.split`); joint counts of
+    slice cells, and right and wrong predictions per cell and per unseen segment value."""
 
     events: int
     counts: dict[str, np.ndarray]
@@ -36,6 +37,8 @@ class Sketch:
     gaps: dict[str, dict[str, int]] = field(default_factory=dict)
     sources: dict[str, np.ndarray] = field(default_factory=dict)
     slices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # see `slices.count`
+    slice_outcomes: np.ndarray = field(default_factory=lambda: np.zeros((2, 0), dtype=np.int64))  # right, wrong
+    gap_outcomes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # field -> value -> right, wrong
 
     def merge(self, other: Sketch) -> Sketch:
         """The sketch of both parts' events.
@@ -51,6 +54,10 @@ class Sketch:
             _add_gaps(gaps.setdefault(name, {}), values)
         sources = dict(self.sources)
         _add_sources(sources, other.sources)
+        gap_outcomes = {f: dict(v) for f, v in self.gap_outcomes.items()}
+        for name, outcomes in other.gap_outcomes.items():
+            _add_gap_outcomes(gap_outcomes.setdefault(name, {}), outcomes)
+        same = self.slices.shape == other.slices.shape and self.slice_outcomes.shape == other.slice_outcomes.shape
         return Sketch(
             events=self.events + other.events,
             counts={k: v + other.counts[k] for k, v in self.counts.items()},
@@ -58,14 +65,17 @@ class Sketch:
             squares={k: v + other.squares[k] for k, v in self.squares.items()},
             gaps=gaps,
             sources=sources,
-            slices=self.slices + other.slices if len(self.slices) == len(other.slices) else self.slices.copy(),
+            slices=self.slices + other.slices if same else self.slices.copy(),
+            slice_outcomes=self.slice_outcomes + other.slice_outcomes if same else self.slice_outcomes.copy(),
+            gap_outcomes=gap_outcomes,
         )
 
     def copy(self) -> Sketch:
         return Sketch(self.events, {k: v.copy() for k, v in self.counts.items()},
                       {k: v.copy() for k, v in self.sums.items()}, {k: v.copy() for k, v in self.squares.items()},
                       {f: dict(v) for f, v in self.gaps.items()}, {k: v.copy() for k, v in self.sources.items()},
-                      self.slices.copy())
+                      self.slices.copy(), self.slice_outcomes.copy(),
+                      {f: {k: v.copy() for k, v in values.items()} for f, values in self.gap_outcomes.items()})
 
     def digest(self) -> str:
         """A short hash of the counts: equal sketches have equal digests."""
@@ -92,7 +102,8 @@ class Sketch:
     def to_json(self) -> dict[str, Any]:
         """The sketch, its arrays as they are: dump with orjson's `OPT_SERIALIZE_NUMPY`."""
         return {"events": self.events, "counts": self.counts, "sums": self.sums, "squares": self.squares,
-                "gaps": self.gaps, "sources": self.sources, "slices": self.slices}
+                "gaps": self.gaps, "sources": self.sources, "slices": self.slices,
+                "slice_outcomes": self.slice_outcomes, "gap_outcomes": self.gap_outcomes}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Sketch:
@@ -104,6 +115,9 @@ class Sketch:
             gaps={k: dict(v) for k, v in data["gaps"].items()},
             sources={k: np.asarray(v, dtype=np.int64) for k, v in data.get("sources", {}).items()},
             slices=np.asarray(data.get("slices", []), dtype=np.int64),
+            slice_outcomes=np.asarray(data.get("slice_outcomes", np.zeros((2, 0))), dtype=np.int64).reshape(2, -1),
+            gap_outcomes={f: {k: np.asarray(v, dtype=np.int64) for k, v in values.items()}
+                          for f, values in data.get("gap_outcomes", {}).items()},
         )
 
 
@@ -113,6 +127,10 @@ def _add_gaps(target: dict[str, int], values: dict[str, int]) -> None:
 
 def _add_sources(target: dict[str, np.ndarray], counts: dict[str, np.ndarray]) -> None:
     _add_capped(target, sorted((k, v.copy()) for k, v in counts.items()), MAX_SOURCES)  # no array shared
+
+
+def _add_gap_outcomes(target: dict[str, np.ndarray], outcomes: dict[str, np.ndarray]) -> None:
+    _add_capped(target, sorted((k, v.copy()) for k, v in outcomes.items()), MAX_GAP_VALUES)
 
 
 def _add_capped(target: dict[str, Any], values: Iterable[tuple[str, Any]], most: int) -> None:
@@ -141,8 +159,9 @@ class Sketcher:
         counts = {c.name: np.zeros((n, c.bins.size), dtype=np.int64) for c in self.channels}
         numeric = [c for c in self.channels if isinstance(c.bins, NumericBins)]
         sums = {c.name: np.zeros((n, c.bins.size)) for c in numeric}
+        cells = slices.cells(self.axes)
         return Sketch(0, counts, sums, {k: v.copy() for k, v in sums.items()},
-                      slices=np.zeros(slices.cells(self.axes), dtype=np.int64))
+                      slices=np.zeros(cells, dtype=np.int64), slice_outcomes=np.zeros((2, cells), dtype=np.int64))
 
     def sketch(self, columns: Columns) -> Sketch:
         """The sketch of one batch."""
@@ -175,9 +194,8 @@ class Sketcher:
         counts = np.zeros((len(distinct), 3), dtype=np.int64)
         if events:
             counts[:, 0] = np.bincount(source, minlength=len(distinct))
-        performance = self._performance
-        if performance is not None and performance.column in columns:
-            outcome = PerformanceBins.index(columns[performance.column], columns[performance.second_column])  # type: ignore[index]
+        outcome = self._outcome(columns)
+        if outcome is not None:
             known = outcome < 2
             np.add.at(counts, (source[known], 1 + outcome[known]), 1)
         _add_sources(sketch.sources, {name: counts[i] for i, name in enumerate(distinct.tolist()) if counts[i].any()})
@@ -210,11 +228,7 @@ class Sketcher:
         combination, member = _combinations(codes, rows, len(self.groups))
         counted = member.astype(np.int64)
         encoded = encoded or self.encode(columns, stream)
-        if events and len(sketch.slices):  # events: joined records carry no features to slice by
-            row_codes = slices.codes(self.axes, self.groups, dict(zip(self._segment_fields, codes, strict=True)),
-                                     encoded, rows)
-            if row_codes is not None:
-                sketch.slices += slices.count(self.axes, row_codes)
+        self._count_slices(sketch, columns, dict(zip(self._segment_fields, codes, strict=True)), encoded, events)
         for channel in self.channels:
             if channel.name not in encoded:
                 continue
@@ -232,6 +246,43 @@ class Sketcher:
                 unseen = channel.bins.unseen(columns[channel.column], encoded_channel.index)
                 if unseen.size:
                     _add_gaps(sketch.gaps.setdefault(channel.feature, {}), _value_counts(unseen.tolist()))
+
+    def _outcome(self, columns: Columns) -> np.ndarray | None:
+        """Each row's prediction: 0 right, 1 wrong, 2 unknown (no label or prediction); None
+        without a performance channel."""
+        performance = self._performance
+        if performance is None or performance.column not in columns:
+            return None
+        return PerformanceBins.index(columns[performance.column], columns[performance.second_column])  # type: ignore[index]
+
+    def _count_slices(self, sketch: Sketch, columns: Columns, group_codes: dict[str, np.ndarray],
+                      encoded: dict[str, Encoded], events: bool) -> None:
+        """The slice counts of events, and the right and wrong predictions of labelled rows per
+        slice cell and per unseen segment value. A joined record is labelled and not an event: it
+        carries its request's features, whose channels are binned here for its labelled rows."""
+        rows = len(next(iter(columns.values())))
+        row_codes = slices.codes(self.axes, self.groups, group_codes, encoded, rows) if events else None
+        if row_codes is not None and len(sketch.slices):
+            sketch.slices += slices.count(self.axes, row_codes)
+        outcome = self._outcome(columns)
+        if outcome is None or not (known := outcome < 2).any():
+            return
+        if row_codes is None:
+            labelled = take(columns, known)
+            group_codes = {f: c[known] for f, c in group_codes.items()}
+            row_codes = slices.codes(self.axes, self.groups, group_codes, self.encode(labelled, "requests"),
+                                     len(labelled[next(iter(labelled))]))
+            columns, outcome = labelled, outcome[known]
+        if row_codes is not None and len(sketch.slices):
+            sketch.slice_outcomes += slices.count_outcomes(self.axes, row_codes, outcome)
+        for name, code in group_codes.items():
+            counts: dict[str, np.ndarray] = {}
+            for row in np.flatnonzero((code < 0) & (outcome < 2)).tolist():
+                value = columns[name][row]
+                if value is not None and str(value) not in self.segment_values[name]:
+                    counts.setdefault(str(value), np.zeros(2, dtype=np.int64))[outcome[row]] += 1
+            if counts:
+                _add_gap_outcomes(sketch.gap_outcomes.setdefault(name, {}), counts)
 
     def _group_codes(self, columns: Columns, gaps: dict[str, dict[str, int]]) -> list[np.ndarray]:
         """Per segment field, each row's group index (-1: not a profiled value); records gaps."""

@@ -9,18 +9,25 @@ two-proportion z bound at the false-alarm rate divided by every cell tested (Bon
 two-condition slice only when it departs beyond what its two marginals explain (a drift of one
 value alone is that value's slice, not every pair it is in).
 
+Where rows are labelled, a sketch also keeps the right and wrong predictions of every cell, and a
+slice is *weak* when its accuracy falls below the synthetic evaluation's in the same slice (or
+overall, where the synthetic data had too few labels there) by `MIN_ACCURACY_GAP`, with Newcombe's
+interval of the difference at the same Bonferroni bound above zero. A pair is weak only when
+neither of its conditions is weak alone.
+
 Written on the sketches, not with SliceLine or DivExplorer: both search a table of rows, while a
 window here is merged counts from several workers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 
+from monitor.core import statistics
 from monitor.core.channels import CategoryBins, Channel, Encoded, NumericBins, stream_of
 from monitor.core.types import Group
 
@@ -28,6 +35,8 @@ MAX_AXES = 12  # 66 pairs
 MAX_CELLS = 3000  # joint counts a sketch carries: every worker sends its sketches to the merger
 MAX_VALUES = 20  # categories with a code of their own on an axis; the rest are "other"
 MIN_SHARE = 0.02  # of traffic: smaller departures are not reported, however significant
+MIN_ACCURACY_GAP = 0.05  # smaller falls of accuracy are not reported, however significant
+MIN_LABELLED = 30  # labelled rows a slice needs for an accuracy of its own (live), or a reference one
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +58,30 @@ class Slice:
     synthetic_share: float
     expected_share: float  # what the marginals alone would give (the synthetic share, for one condition)
     events: int
-    z: float
+    z: float  # of the share's departure from the expected share
+    labelled: int = 0  # live rows with a label
+    accuracy: float | None = None  # live, where labelled
+    reference_accuracy: float | None = None  # the synthetic evaluation's, in this slice or overall
+    accuracy_gap_low: float | None = None  # Newcombe's lower bound of reference minus live accuracy
+    weak: bool = False  # accuracy below the reference's, beyond the bound
+    departs: bool = True  # the share departs (else the slice is reported for being weak)
 
     @property
     def name(self) -> str:
         return " & ".join(f"{axis}={value}" for axis, value in self.conditions)
 
+    @property
+    def departure(self) -> float:
+        """How far the slice is off, in points: its share's departure, or its accuracy's fall if weak."""
+        fall = (self.reference_accuracy or 0.0) - (self.accuracy or 0.0) if self.weak else 0.0
+        return max(abs(self.live_share - self.expected_share), fall)
+
     def to_json(self) -> dict[str, Any]:
         return {"slice": self.name, "conditions": [{"field": a, "value": v} for a, v in self.conditions],
                 "live_share": self.live_share, "synthetic_share": self.synthetic_share,
-                "expected_share": self.expected_share, "events": self.events, "z": self.z}
+                "expected_share": self.expected_share, "events": self.events, "z": self.z,
+                "labelled": self.labelled, "accuracy": self.accuracy, "reference_accuracy": self.reference_accuracy,
+                "accuracy_gap_low": self.accuracy_gap_low, "weak": self.weak, "departs": self.departs}
 
 
 def slice_axes(channels: tuple[Channel, ...], groups: tuple[Group, ...]) -> tuple[Axis, ...]:
@@ -89,7 +112,8 @@ def slice_axes(channels: tuple[Channel, ...], groups: tuple[Group, ...]) -> tupl
 
 
 def cells(axes: tuple[Axis, ...]) -> int:
-    return sum(a.size * b.size for a, b in combinations(axes, 2))
+    """The counts a sketch keeps: every axis's cells, then every pair's."""
+    return sum(a.size for a in axes) + sum(a.size * b.size for a, b in combinations(axes, 2))
 
 
 def codes(axes: tuple[Axis, ...], groups: tuple[Group, ...], group_codes: dict[str, np.ndarray],
@@ -111,71 +135,214 @@ def codes(axes: tuple[Axis, ...], groups: tuple[Group, ...], group_codes: dict[s
 
 
 def count(axes: tuple[Axis, ...], row_codes: np.ndarray) -> np.ndarray:
-    """The joint counts of every pair of axes, one flat array (pairs in `combinations` order), in
-    one `bincount` over every pair's cell of every row."""
+    """The counts of every axis's cells, then the joint counts of every pair of axes (in
+    `combinations` order), one flat array, in one `bincount` over every row's cells."""
     first, second, sizes, offsets = _pairs(axes)
-    cells = offsets[:, None] + row_codes[first] * sizes[:, None] + row_codes[second]
-    return np.bincount(cells.ravel(), minlength=sum(a.size * b.size for a, b in combinations(axes, 2)))
+    starts = np.concatenate(([0], np.cumsum([a.size for a in axes])[:-1])).astype(np.intp)
+    singles = starts[:, None] + row_codes
+    pairs = offsets[:, None] + row_codes[first] * sizes[:, None] + row_codes[second]
+    return np.bincount(np.concatenate((singles.ravel(), pairs.ravel())), minlength=cells(axes))
+
+
+def count_outcomes(axes: tuple[Axis, ...], row_codes: np.ndarray, outcome: np.ndarray) -> np.ndarray:
+    """The right and wrong predictions (outcome 0 and 1; 2: unknown) of every pair's cells: (2, cells)."""
+    return np.stack([count(axes, row_codes[:, outcome == kind]) for kind in (0, 1)])
 
 
 def _pairs(axes: tuple[Axis, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per pair of axes: the first's and the second's position, the second's size, and where the
-    pair's cells start in the flat counts."""
+    pair's cells start in the flat counts (after every axis's own)."""
     pairs = list(combinations(range(len(axes)), 2))
     first = np.array([i for i, _ in pairs], dtype=np.intp)
     second = np.array([j for _, j in pairs], dtype=np.intp)
     sizes = np.array([axes[j].size for _, j in pairs], dtype=np.intp)
     widths = np.array([axes[i].size * axes[j].size for i, j in pairs], dtype=np.intp)
-    return first, second, sizes, np.concatenate(([0], np.cumsum(widths)[:-1])).astype(np.intp)
+    starts = sum(a.size for a in axes) + np.concatenate(([0], np.cumsum(widths)[:-1]))
+    return first, second, sizes, starts.astype(np.intp)
 
 
 def find(axes: tuple[Axis, ...], reference: np.ndarray, live: np.ndarray, false_alarm_rate: float,
+         reference_outcomes: np.ndarray | None = None, live_outcomes: np.ndarray | None = None,
          top: int = 10) -> list[Slice]:
-    """The slices where live traffic departs most from the synthetic data, largest departure first."""
+    """The slices where live traffic departs most from the synthetic data, in its share or (with
+    outcomes: right and wrong predictions per cell, see `count_outcomes`) in accuracy; largest
+    departure first."""
     from scipy.special import ndtri
 
     if not len(reference) or len(reference) != len(live) or not live.any():
         return []
-    tests = sum(a.size for a in axes) + cells(axes)
-    bound = float(ndtri(1 - false_alarm_rate / (2 * tests)))
+    live_outcomes, reference_outcomes = (o if o is not None and o.shape == (2, len(live))
+                                         else np.zeros((2, len(live)), dtype=np.int64)
+                                         for o in (live_outcomes, reference_outcomes))
+    bound = float(ndtri(1 - false_alarm_rate / (2 * cells(axes))))
     found: dict[tuple[tuple[str, str], ...], Slice] = {}
+    singles: list[_Cells | None] = []
     offset = 0
-    for a, b in combinations(axes, 2):
-        size = a.size * b.size
-        synthetic = reference[offset:offset + size].reshape(a.size, b.size).astype(np.float64)
-        observed = live[offset:offset + size].reshape(a.size, b.size).astype(np.float64)
-        offset += size
-        m, n = synthetic.sum(), observed.sum()
-        if not m or not n:
-            continue
-        p, q = synthetic / m, observed / n
-        for axis, p_axis, q_axis in ((a, p.sum(1), q.sum(1)), (b, p.sum(0), q.sum(0))):
-            for k in _departing(p_axis, q_axis, p_axis, n, m, bound):
-                single: tuple[tuple[str, str], ...] = ((axis.name, axis.labels[k]),)
-                found.setdefault(single, _slice(single, p_axis[k], q_axis[k], p_axis[k], n, m))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale_a = np.where(p.sum(1) > 0, q.sum(1) / p.sum(1), 0.0)
-            scale_b = np.where(p.sum(0) > 0, q.sum(0) / p.sum(0), 0.0)
-        expected = p * scale_a[:, None] * scale_b[None, :]
-        # A condition the synthetic data never had explains every pair it is in: its own slice says it.
-        unexplained = (p.sum(1) > 0)[:, None] & (p.sum(0) > 0)[None, :]
-        expected = np.where(unexplained, expected, q)
-        for k in _departing(p.ravel(), q.ravel(), expected.ravel(), n, m, bound):
-            x, y = divmod(int(k), b.size)
-            key = ((a.name, a.labels[x]), (b.name, b.labels[y]))
-            found[key] = _slice(key, p[x, y], q[x, y], expected[x, y], n, m)
-    ranked = sorted(found.values(), key=lambda s: -abs(s.live_share - s.expected_share))
-    return ranked[:top]
+    for axis in axes:
+        block = slice(offset, offset + axis.size)
+        offset = block.stop
+        singles.append(_cells(reference[block], live[block], bound, live_outcomes[:, block],
+                              reference_outcomes[:, block]))
+    pairs: dict[tuple[int, int], _Cells] = {}
+    for (i, a), (j, b) in combinations(enumerate(axes), 2):
+        block = slice(offset, offset + a.size * b.size)
+        offset = block.stop
+        pair = _cells(reference[block].reshape(a.size, b.size), live[block].reshape(a.size, b.size), bound,
+                      *(o[:, block].reshape(2, a.size, b.size) for o in (live_outcomes, reference_outcomes)))
+        if pair is not None:
+            pairs[i, j] = pair
+            for k in np.union1d(pair.departing(), pair.weak()):
+                x, y = divmod(int(k), b.size)
+                key: tuple[tuple[str, str], ...] = ((a.name, a.labels[x]), (b.name, b.labels[y]))
+                found[key] = pair.slice(key, int(k))
+    # Weak values, the most wrong predictions first: one whose fall the rows of a weaker value
+    # already taken explain (it is not weak without them) is not weak itself.
+    weak_values = sorted(((i, int(k)) for i, single in enumerate(singles) if single is not None
+                          for k in single.weak()), key=lambda ik: -singles[ik[0]].excess(ik[1]))  # type: ignore[union-attr]
+    taken: list[tuple[int, int]] = []
+    for i, k in weak_values:
+        if not any(j != i and not _weak_without(singles, pairs, (i, k), (j, m)) for j, m in taken):
+            taken.append((i, k))
+    for i, single in enumerate(singles):
+        if single is not None:
+            for k in np.union1d(single.departing(), single.weak()).tolist():
+                key = ((axes[i].name, axes[i].labels[k]),)
+                found[key] = replace(single.slice(key, k), weak=(i, k) in taken)
+    return sorted((s for s in found.values() if s.weak or s.departs), key=lambda s: -s.departure)[:top]
 
 
-def _departing(p: np.ndarray, q: np.ndarray, expected: np.ndarray, n: float, m: float, bound: float) -> np.ndarray:
-    """Cells whose live share departs from `expected` by `MIN_SHARE` and beyond the z bound."""
+def _weak_without(singles: list[_Cells | None], pairs: dict[tuple[int, int], _Cells], value: tuple[int, int],
+                  other: tuple[int, int]) -> bool:
+    """Whether a value (axis, code) is weak on the rows without another axis's value."""
+    (i, k), (j, m) = value, other
+    single, pair = singles[i], pairs[min(i, j), max(i, j)]
+    assert single is not None
+    cell = (slice(None), k, m) if i < j else (slice(None), m, k)
+    live = single.live_outcomes[:, k] - pair.live_outcomes[cell]
+    reference = single.reference_outcomes[:, k] - pair.reference_outcomes[cell]
+    return bool(_weak(*_accuracy(live, reference, single.overall, single.bound)))
+
+
+def _cells(reference: np.ndarray, live: np.ndarray, bound: float, live_outcomes: np.ndarray,
+           reference_outcomes: np.ndarray) -> _Cells | None:
+    """One axis's cells or one pair's (then 2-d), None where either side has no rows."""
+    m, n = float(reference.sum()), float(live.sum())
+    if not m or not n:
+        return None
+    return _Cells(reference / m, live / n, n, m, bound, live_outcomes.astype(np.float64),
+                  reference_outcomes.astype(np.float64), expected=reference / m if reference.ndim == 1 else None)
+
+
+class _Cells:
+    """The cells of one pair of axes (or one axis's marginal), flat: synthetic and live shares,
+    the share marginals alone would give, and right and wrong predictions, live and synthetic."""
+
+    def __init__(self, p: np.ndarray, q: np.ndarray, n: float, m: float, bound: float,
+                 live_outcomes: np.ndarray, reference_outcomes: np.ndarray, expected: np.ndarray | None = None) -> None:
+        self.p, self.q, self.n, self.m, self.bound = p, q, n, m, bound
+        self.live_outcomes, self.reference_outcomes = live_outcomes, reference_outcomes
+        if expected is None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale_a = np.where(p.sum(1) > 0, q.sum(1) / p.sum(1), 0.0)
+                scale_b = np.where(p.sum(0) > 0, q.sum(0) / p.sum(0), 0.0)
+            expected = p * scale_a[:, None] * scale_b[None, :]
+            # A condition the synthetic data never had explains every pair it is in: its own slice says it.
+            unexplained = (p.sum(1) > 0)[:, None] & (p.sum(0) > 0)[None, :]
+            expected = np.where(unexplained, expected, q)
+        self.expected = expected
+
+    def departing(self) -> np.ndarray:
+        """Cells whose live share departs from the expected one by `MIN_SHARE` and beyond the z bound."""
+        p, q, expected = self.p.ravel(), self.q.ravel(), self.expected.ravel()
+        spread = _spread(p, q, self.n, self.m)
+        return np.flatnonzero((np.abs(q - expected) >= MIN_SHARE) & (np.abs(q - expected) > self.bound * spread))
+
+    @property
+    def overall(self) -> np.ndarray:
+        """The reference's right and wrong predictions in all."""
+        return self.reference_outcomes.reshape(2, -1).sum(1)
+
+    def weak(self) -> np.ndarray:
+        """Cells whose accuracy falls below the reference's by `MIN_ACCURACY_GAP`, beyond the bound;
+        and by that much more than the rest it is compared with falls: for one value, the rest of
+        traffic (else the whole model fell); for a pair, the rest of each of its two conditions
+        (else they explain it)."""
+        return np.flatnonzero(self._weak_mask())
+
+    def excess(self, k: int) -> float:
+        """The wrong predictions of cell `k` beyond what the reference's accuracy would make."""
+        gap, _, labelled, _ = self._accuracy()
+        return float(gap[k] * labelled[k])
+
+    def _weak_mask(self) -> np.ndarray:
+        weak = _weak(*self._accuracy())
+        live, reference = self.live_outcomes, self.reference_outcomes
+        if live.ndim == 2:
+            return weak & _falls_beyond(live, reference, live.sum(1, keepdims=True) - live,
+                                        reference.sum(1, keepdims=True) - reference, self.bound)
+        for rest in (lambda o: o.sum(2, keepdims=True) - o, lambda o: o.sum(1, keepdims=True) - o):
+            weak &= _falls_beyond(live, reference, rest(live), rest(reference), self.bound).ravel()
+        return weak
+
+    def _accuracy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return _accuracy(self.live_outcomes.reshape(2, -1), self.reference_outcomes.reshape(2, -1), self.overall,
+                         self.bound)
+
+    def slice(self, key: tuple[tuple[str, str], ...], k: int) -> Slice:
+        p, q, expected = float(self.p.ravel()[k]), float(self.q.ravel()[k]), float(self.expected.ravel()[k])
+        spread = float(_spread(np.array(p), np.array(q), self.n, self.m))
+        gap, low, labelled, reference_accuracy = (float(v[k]) for v in self._accuracy())
+        right = float(self.live_outcomes.reshape(2, -1)[0, k])
+        return Slice(key, q, p, expected, int(round(q * self.n)), (q - expected) / spread, labelled=int(labelled),
+                     accuracy=right / labelled if labelled else None,
+                     reference_accuracy=None if np.isnan(reference_accuracy) else reference_accuracy,
+                     accuracy_gap_low=None if np.isnan(low) else low, weak=bool(self._weak_mask()[k]),
+                     departs=bool(k in self.departing()))
+
+
+def _accuracy(live: np.ndarray, reference: np.ndarray, overall: np.ndarray,
+              bound: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell, from right and wrong predictions (2, cells), live and reference: reference minus
+    live accuracy with Newcombe's lower bound at `bound`, live labelled rows, and the reference's
+    accuracy (in the cell where it has `MIN_LABELLED` labelled rows, else `overall`'s; NaN where it
+    has no labels at all)."""
+    right, wrong = live
+    reference_right, reference_wrong = reference
+    labelled, reference_labelled = right + wrong, reference_right + reference_wrong
+    own = reference_labelled >= MIN_LABELLED
+    reference_right = np.where(own, reference_right, overall[0])
+    reference_labelled = np.where(own, reference_labelled, overall.sum())
+    gap, low, _ = statistics.difference_interval(reference_right, reference_labelled, right, labelled, bound)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return gap, low, labelled, reference_right / reference_labelled
+
+
+def _weak(gap: np.ndarray, low: np.ndarray, labelled: np.ndarray, *_: Any) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.asarray((labelled >= MIN_LABELLED) & (gap >= MIN_ACCURACY_GAP) & (low > 0))
+
+
+def _spread(p: np.ndarray, q: np.ndarray, n: float, m: float) -> np.ndarray:
+    """The standard error of a difference of two shares, pooled (never below one row's worth)."""
     pooled = (q * n + p * m) / (n + m)
-    spread = np.sqrt(np.maximum(pooled * (1 - pooled), 1 / (n + m)) * (1 / n + 1 / m))
-    return np.flatnonzero((np.abs(q - expected) >= MIN_SHARE) & (np.abs(q - expected) > bound * spread))
+    return np.sqrt(np.maximum(pooled * (1 - pooled), 1 / (n + m)) * (1 / n + 1 / m))
 
 
-def _slice(key: tuple[tuple[str, str], ...], p: float, q: float, expected: float, n: float, m: float) -> Slice:
-    pooled = (q * n + p * m) / (n + m)
-    spread = float(np.sqrt(max(pooled * (1 - pooled), 1 / (n + m)) * (1 / n + 1 / m)))
-    return Slice(key, float(q), float(p), float(expected), int(round(q * n)), float((q - expected) / spread))
+def _falls_beyond(live: np.ndarray, reference: np.ndarray, live_rest: np.ndarray, reference_rest: np.ndarray,
+                  bound: float) -> np.ndarray:
+    """Whether each cell's fall of accuracy (reference minus live) exceeds the fall of the rest it
+    is compared with by `MIN_ACCURACY_GAP`, beyond the bound: a difference of differences (Wald)
+    on right and wrong predictions, (2, ...). Where the reference has too few labels for a cell,
+    both falls are from the reference's overall accuracy."""
+    own = reference.sum(0) >= MIN_LABELLED
+    overall = reference.reshape(2, -1).sum(1).reshape(2, *([1] * (reference.ndim - 1)))
+    parts = (np.where(own, reference, overall), np.where(own, reference_rest, overall), live, live_rest)
+    shares, variance = [], np.zeros(live.shape[1:])
+    for part in parts:
+        labelled = np.maximum(part.sum(0), 1)
+        share = part[0] / labelled
+        shares.append(share)
+        variance = variance + share * (1 - share) / labelled
+    reference_value, reference_rest_share, live_value, live_rest_share = shares
+    excess = (reference_value - live_value) - (reference_rest_share - live_rest_share)
+    return np.asarray((excess >= MIN_ACCURACY_GAP) & (excess > bound * np.sqrt(np.maximum(variance, 1e-12))))

@@ -104,13 +104,22 @@ class SourceResult:
 
 @dataclass(frozen=True, slots=True)
 class CoverageGap:
+    """A value the synthetic data never had; for a segment value (a language nobody generated),
+    the accuracy of its labelled predictions with a 95% Wilson interval."""
+
     field: str
     value: str
     live_share: float
     events: int
+    labelled: int = 0
+    accuracy: float | None = None
+    accuracy_low: float | None = None
+    accuracy_high: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "value": self.value, "live_share": self.live_share, "events": self.events}
+        return {"field": self.field, "value": self.value, "live_share": self.live_share, "events": self.events,
+                "labelled": self.labelled, "accuracy": self.accuracy, "accuracy_low": self.accuracy_low,
+                "accuracy_high": self.accuracy_high}
 
 
 @dataclass(frozen=True, slots=True)

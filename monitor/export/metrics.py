@@ -93,10 +93,15 @@ class Metrics:
                                  "synthetic data: share of events, live and expected (synthetic, or what the "
                                  "marginals of a two-condition slice explain).", ["model", "slice", "source"],
                                  registry=registry)
+        self.slice_accuracy = Gauge("synthdrift_slice_accuracy",
+                                    "Accuracy in the last window's top slices where labels exist: `source` live or "
+                                    "reference (the synthetic evaluation in that slice, or overall); `weak` is 1 "
+                                    "where accuracy falls beyond its bound.", ["model", "slice", "source"],
+                                    registry=registry)
         self._gap_values: set[tuple[str, str]] = set()
         self._window_gauges = (self.drift_score, self.drift_threshold, self.drift_severity, self.coverage_gap,
                                self.bin_share, self.gap_psi, self.provenance_events, self.accuracy, self.labelled,
-                               self.flattery, self.slice_share)
+                               self.flattery, self.slice_share, self.slice_accuracy)
 
     def declare_detectors(self, features: set[str], detector: str) -> None:
         """Starts every detection counter at 0, so that its first firing shows as an increase."""
@@ -211,9 +216,14 @@ class Metrics:
 
     def record_slices(self, found: list[Slice]) -> None:
         self.slice_share.clear()  # the top slices change from window to window: no stale series
+        self.slice_accuracy.clear()
         for departing in found:
             self.slice_share.labels(self.model, departing.name, "live").set(departing.live_share)
             self.slice_share.labels(self.model, departing.name, "expected").set(departing.expected_share)
+            if departing.accuracy is not None and departing.reference_accuracy is not None:
+                for source, value in (("live", departing.accuracy), ("reference", departing.reference_accuracy),
+                                      ("weak", float(departing.weak))):
+                    self.slice_accuracy.labels(self.model, departing.name, source).set(value)
 
 
 def _folded(channel: Channel, shares: np.ndarray) -> np.ndarray:

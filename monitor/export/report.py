@@ -96,16 +96,22 @@ def _summary(data: ReportData) -> str:
                  f"<th>events</th></tr>{rows}</table>" if flagged else "<p>Nothing drifted from the profile.</p>")
     if data.coverage_gaps:
         gaps = "".join(f"<tr><td>{html.escape(g['field'])}={html.escape(str(g['value']))}</td>"
-                       f"<td>{g['live_share']:.1%}</td><td>{g['events']:,}</td></tr>" for g in data.coverage_gaps[:20])
+                       f"<td>{g['live_share']:.1%}</td><td>{g['events']:,}</td><td>"
+                       + (f"{g['accuracy']:.1%} [{g['accuracy_low']:.1%}, {g['accuracy_high']:.1%}] on "
+                          f"{g['labelled']:,}" if g.get("labelled") else "") + "</td></tr>"
+                       for g in data.coverage_gaps[:20])
         parts.append("<h2>Coverage gaps: values the synthetic data never had</h2><table><tr><th>value</th>"
-                     f"<th>share of events</th><th>events</th></tr>{gaps}</table>")
+                     f"<th>share of events</th><th>events</th><th>accuracy (95%) on labels</th></tr>{gaps}</table>")
     if data.slices:
         rows = "".join(f"<tr><td>{html.escape(d['slice'])}</td><td>{d['live_share']:.1%}</td>"
-                       f"<td>{d['synthetic_share']:.1%}</td><td>{d['expected_share']:.1%}</td></tr>"
-                       for d in data.slices)
+                       f"<td>{d['synthetic_share']:.1%}</td><td>{d['expected_share']:.1%}</td><td>" + (
+                           f"{d['accuracy']:.1%} vs {d['reference_accuracy']:.1%} on {d['labelled']:,} labels"
+                           + (" <b>weak</b>" if d["weak"] else "")
+                           if d.get("accuracy") is not None and d.get("reference_accuracy") is not None else "")
+                       + "</td></tr>" for d in data.slices)
         parts.append("<h2>Slices where live traffic departs from the synthetic data</h2><table><tr><th>slice</th>"
                      "<th>live share</th><th>synthetic share</th><th>expected (for a pair: what its two conditions "
-                     f"explain)</th></tr>{rows}</table>")
+                     f"explain)</th><th>accuracy vs the synthetic evaluation</th></tr>{rows}</table>")
     labelled = [a for a in data.accuracy if a["labelled"]]
     if labelled:
         rows = "".join(f"<tr><td>{html.escape(a['provenance'])}</td><td>{a['labelled']:,}</td>"

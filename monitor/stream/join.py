@@ -3,8 +3,9 @@
 Whichever side arrives first waits, for at most `ttl` seconds, among at most `max_pending` waiting
 entries per kind and within `max_bytes` for all kinds; what expires or is pushed out unmatched is
 counted, never kept. A joined
-prediction carries its request's segments; a joined feedback carries the segments and the
-predicted label, which is what the reality-gap (performance) channel needs.
+prediction carries its request's features and segments; a joined feedback carries them and the
+predicted label: what the performance channel needs, with the features that place a labelled
+prediction in its slices and derived segments (the language of its text).
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ class JoinBuffer:
     >>> join = JoinBuffer(ttl=60, max_pending=100)
     >>> join.prediction("r1", {"label": "billing"}, now=0)
     []
-    >>> join.request("r1", {"language": "de"}, None, now=1)  # doctest: +NORMALIZE_WHITESPACE
-    [{'request_id': 'r1', 'segments': {'language': 'de'}, 'provenance': None, 'prediction': {'label': 'billing'}}]
+    >>> join.request("r1", {"amount": 3.5}, {"language": "de"}, None, now=1)  # doctest: +NORMALIZE_WHITESPACE
+    [{'request_id': 'r1', 'features': {'amount': 3.5}, 'segments': {'language': 'de'}, 'provenance': None,
+      'prediction': {'label': 'billing'}}]
     >>> join.feedback("r1", "shipping", "synthetic", now=2)  # doctest: +NORMALIZE_WHITESPACE
-    [{'request_id': 'r1', 'segments': {'language': 'de'}, 'provenance': 'synthetic',
+    [{'request_id': 'r1', 'features': {'amount': 3.5}, 'segments': {'language': 'de'}, 'provenance': 'synthetic',
       'prediction': {'label': 'billing'}, 'label': 'shipping'}]
 
     A joined record is organic when its request and its label both are; otherwise it takes the
@@ -84,19 +86,20 @@ class JoinBuffer:
     def __init__(self, ttl: float, max_pending: int, max_bytes: int = 256 << 20) -> None:
         self.ttl = ttl
         share = max_bytes // 4
-        self.requests = _Waiting(max_pending, share)  # request id -> (segments, provenance), waiting for a prediction
+        self.requests = _Waiting(max_pending, share)  # request id -> (features, segments, provenance), waiting
         self.predictions = _Waiting(max_pending, share)  # request id -> prediction, waiting for a request
         self.joined = _Waiting(max_pending, share)  # request id -> joined prediction, waiting for feedback
         self.feedbacks = _Waiting(max_pending, share)  # request id -> (label, provenance), waiting for a prediction
         self.outcomes: Counter[tuple[str, str]] = Counter()  # (kind, matched | expired)
 
-    def request(self, request_id: str, segments: dict[str, Any], provenance: str | None,
+    def request(self, request_id: str, features: dict[str, Any], segments: dict[str, Any], provenance: str | None,
                 now: float) -> list[dict[str, Any]]:
+        request = (features, segments, provenance)
         prediction = self.predictions.take(request_id)
         if prediction is None:
-            self._count("request", "expired", self.requests.put(request_id, (segments, provenance), now + self.ttl))
+            self._count("request", "expired", self.requests.put(request_id, request, now + self.ttl))
             return []
-        return self._joined(request_id, (segments, provenance), prediction, now)
+        return self._joined(request_id, request, prediction, now)
 
     def prediction(self, request_id: str, prediction: dict[str, Any], now: float) -> list[dict[str, Any]]:
         request = self.requests.take(request_id)
@@ -114,10 +117,12 @@ class JoinBuffer:
         self._count("feedback", "matched")
         return [_labelled(joined, label, provenance)]
 
-    def _joined(self, request_id: str, request: tuple[dict[str, Any], str | None], prediction: dict[str, Any],
-                now: float) -> list[dict[str, Any]]:
+    def _joined(self, request_id: str, request: tuple[dict[str, Any], dict[str, Any], str | None],
+                prediction: dict[str, Any], now: float) -> list[dict[str, Any]]:
         self._count("prediction", "matched")
-        record = {"request_id": request_id, "segments": request[0], "provenance": request[1], "prediction": prediction}
+        features, segments, provenance = request
+        record = {"request_id": request_id, "features": features, "segments": segments, "provenance": provenance,
+                  "prediction": prediction}
         waiting = self.feedbacks.take(request_id)
         if waiting is not None:
             self._count("feedback", "matched")

@@ -17,7 +17,7 @@ from typing import Any, MutableMapping
 import orjson
 
 from monitor.config import WorkerConfig
-from monitor.core.alerts import AlertStates
+from monitor.core.alerts import AlertStates, SliceStates
 from monitor.core.analyzer import Analyzer
 from monitor.core.gap import explain
 from monitor.core.profile import Profile, taken_baseline
@@ -26,7 +26,7 @@ from monitor.core.sketch import Sketch
 from monitor.core.slices import Slice
 from monitor.core.types import FeatureResult, SourceResult
 from monitor.core.windows import Assembler, Partial, RenewBaseline, Window, decode
-from monitor.export.alerts import alert_event
+from monitor.export.alerts import alert_event, slice_alert_event
 from monitor.export.metrics import Metrics
 from monitor.export.report import ReportData
 from monitor.stream.topics import sources
@@ -56,6 +56,7 @@ class Merger:
         self.partitions = dict.fromkeys(sources(config.topics, profile.spec), config.kafka.partitions)
         self.assembler: Assembler | None = None
         self.alert_states = AlertStates(config.alerts)
+        self.slice_states = SliceStates(config.alerts)
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_WINDOWS)
         self.last: tuple[Sketch, list[FeatureResult], list[SourceResult], list[Slice]] | None = None  # /report
         self._ranks = {g.name: i for i, g in enumerate(profile.groups[1:])}
@@ -130,6 +131,7 @@ class Merger:
                         "from the profile")
             self.analyzer.detectors = self.analyzer.seeded_detectors()
         self.alert_states = AlertStates(self.config.alerts, state.get("alerts"))
+        self.slice_states = SliceStates(self.config.alerts, state.get("slice_alerts"))
         if not self.recent:  # a takeover or a restart: the verdicts the last owner reported
             self.recent.extend(state.get("windows") or [])
         return self.assembler
@@ -140,7 +142,7 @@ class Merger:
         details = ("results", "coverage_gaps", "detections", "alerts", "provenance", "flattery", "slices")
         windows = [{**w, **{key: [] for key in details}} for w in self.recent]  # the state stays small
         state = {"detectors": self.analyzer.detectors.to_json(), "alerts": self.alert_states.to_json(),
-                 "windows": windows}
+                 "slice_alerts": self.slice_states.to_json(), "windows": windows}
         if self.taken is not None:  # JSON text, as chunks are: one string, not a tree of objects
             state["baseline"] = orjson.dumps(self.taken.to_json(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
         return state
@@ -205,6 +207,7 @@ class Merger:
         context = {"model": profile.spec.model, "profile": profile.id, "reference": metrics.reference,
                    "window": {"key": window.key, "events": window.sketch.events}}
         events = [alert_event(change, context, self.config.drift) for change in self.alert_states.advance(results)]
+        events += [slice_alert_event(change, context) for change in self.slice_states.advance(departing)]
         for event in events:
             metrics.alerts.labels(profile.spec.model, event["state"]).inc()
         worst = max((r.severity for r in results), default=Severity.OK)

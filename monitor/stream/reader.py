@@ -221,7 +221,8 @@ class TrafficReader(ConsumerRebalanceListener):
     def _join(self, stream: str, event: dict[str, Any], now: float) -> list[dict[str, Any]]:
         request_id = event["request_id"]
         if stream == "requests":
-            return self.join.request(request_id, event.get("segments") or {}, event.get("provenance"), now)
+            return self.join.request(request_id, event.get("features") or {}, event.get("segments") or {},
+                                     event.get("provenance"), now)
         if stream == "predictions":
             return self.join.prediction(request_id, event["prediction"], now)
         return self.join.feedback(request_id, event["label"], event.get("provenance"), now)
