@@ -64,6 +64,8 @@ def test_drift_reaches_metrics_and_alert_events(stack: Stack, profile_path: Path
     last = max(status(port)["windows"], key=lambda w: w["key"])  # drifted: amount moved, `es` is new
     assert {c["field"] for s in last["slices"] for c in s["conditions"]} & {"amount", "language"}
     assert stack.metric("synthdrift_slice_share", source="live") > 0
+    horizon = status(port)["horizon"]  # the last windows' slice counts, searched together
+    assert horizon["windows"] == min(len(windows), 12) and horizon["events"] > 0 and horizon["slices"]
     page = report(port)  # the HTML report of the last window, drifted features first
     assert page.count("Plotly.newPlot(") > 3 and page.index(">amount <") < page.index(">channel <")
     alerts = [orjson.loads(r.value) for r in stack.read_topic(stack.topics.alerts, 1)]

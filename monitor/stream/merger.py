@@ -9,6 +9,7 @@ write), all as data (JSON), never pickle.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
@@ -33,6 +34,7 @@ from monitor.stream.topics import sources
 
 log = logging.getLogger("synthdrift.merger")
 RECENT_WINDOWS = 50  # verdicts kept for /status
+HORIZON_WINDOWS = 12  # windows whose slice counts add up to the longer horizon's search
 
 
 class Merger:
@@ -59,6 +61,10 @@ class Merger:
         self.slice_states = SliceStates(config.alerts)
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_WINDOWS)
         self.last: tuple[Sketch, list[FeatureResult], list[SourceResult], list[Slice]] | None = None  # /report
+        # The slice counts of the last windows (this process's: rebuilt after a restart or takeover),
+        # searched together: slices too small to be found in one window.
+        self.horizon: deque[Sketch] = deque(maxlen=HORIZON_WINDOWS)
+        self.horizon_slices: list[Slice] = []
         self._ranks = {g.name: i for i, g in enumerate(profile.groups[1:])}
         if gap is not None:
             self._record_standing(analyzer.profile)
@@ -101,6 +107,8 @@ class Merger:
                         "taken": self.gap is not None}
         return {"profile": self.profile.id, "reference": self.metrics.reference, "baseline": baseline,
                 "reality_gap": self.reality_gap, "windows": list(self.recent), "late": late,
+                "horizon": {"windows": len(self.horizon), "events": sum(w.events for w in self.horizon),
+                            "slices": [s.to_json() for s in self.horizon_slices]},
                 "alerts": self.alert_states.to_json()}
 
     def report(self) -> ReportData | None:
@@ -199,6 +207,9 @@ class Merger:
         metrics.record_accuracy(sources, gap_results, self._ranks)
         departing = self.synthetic.slices(window.sketch)
         metrics.record_slices(departing)
+        self.horizon.append(Sketch(window.sketch.events, {}, {}, {}, slices=window.sketch.slices,
+                                   slice_outcomes=window.sketch.slice_outcomes))
+        self.horizon_slices = self.synthetic.slices(functools.reduce(Sketch.merge, self.horizon))
         metrics.record_bins(profile.channels, profile.groups, profile.reference, window.sketch, self._ranks)
         metrics.last_window.labels(profile.spec.model).set_to_current_time()
         if self.config.window.seconds and not self.config.window.events:
