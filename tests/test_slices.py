@@ -15,17 +15,21 @@ from realdata import loans
 from monitor.core.analyzer import Analyzer
 from monitor.core.columns import Columns, take
 from monitor.core.likeness import FEATURE as LIKENESS
+from monitor.core.profile import Profile
 from monitor.core.severity import Severity
 from monitor.core.slices import Slice
 from monitor.core.spec import Spec
 
 
-def test_a_drift_in_a_conjunction_alone_is_found_as_that_slice(tmp_path: Path) -> None:
-    spec, columns = loans()
-    rng = np.random.default_rng(4)
+def split(spec: Spec, columns: Columns, rng: np.random.Generator, directory: Path) -> tuple[Profile, Columns]:
+    """A profile of 2,000 random real rows, and the other rows as live traffic."""
     rows = rng.permutation(len(columns["grade"]))
-    profile = build_profile(tmp_path, spec, take(columns, rows[:2000]))
-    live = take(columns, rows[2000:])
+    return build_profile(directory, spec, take(columns, rows[:2000])), take(columns, rows[2000:])
+
+
+def test_a_drift_in_a_conjunction_alone_is_found_as_that_slice(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    profile, live = split(*loans(), rng, tmp_path)
     # Swap `term` between grade-A loans of 36 months and other loans of 60: the share of every grade
     # and of every term stays as it was; grade A of 60 months grows by 6 points of traffic.
     grade, term = live["grade"], live["term"]
@@ -75,9 +79,7 @@ def weak(found: list[Slice]) -> dict[str, Slice]:
 
 def test_no_weak_slice_on_a_real_vs_real_split(tmp_path: Path) -> None:
     spec, columns = predicted_loans()
-    rows = np.random.default_rng(7).permutation(len(columns["grade"]))
-    profile = build_profile(tmp_path, spec, take(columns, rows[:2000]))
-    windows = window_slices(profile, take(columns, rows[2000:]))
+    windows = window_slices(*split(spec, columns, np.random.default_rng(7), tmp_path))
     assert len(windows) == 4 and all(not weak(found) for found in windows), [list(weak(f)) for f in windows]
     by_grade = [np.mean(columns["outcome"][columns["grade"] == g] == columns["predicted"][columns["grade"] == g])
                 for g in "ABCDE"]
@@ -85,11 +87,8 @@ def test_no_weak_slice_on_a_real_vs_real_split(tmp_path: Path) -> None:
 
 
 def test_a_weak_slice_is_found_alone_and_in_a_conjunction(tmp_path: Path) -> None:
-    spec, columns = predicted_loans()
     rng = np.random.default_rng(8)
-    rows = rng.permutation(len(columns["grade"]))
-    profile = build_profile(tmp_path, spec, take(columns, rows[:2000]))
-    live = take(columns, rows[2000:])
+    profile, live = split(*predicted_loans(), rng, tmp_path)
     # The model turns its guess around on half of grade-B loans, and on 80% of grade-A loans of
     # renters alone.
     grade, home = live["grade"], live["homeownership"]
