@@ -37,6 +37,7 @@ bench: setup
 	$(PY) benchmarks/core.py
 	$(PY) benchmarks/check.py
 	$(PY) benchmarks/worker.py
+	$(PY) benchmarks/scale.py
 	$(PY) benchmarks/contamination.py
 
 # synthdrift next to Evidently and NannyML on the same real data; each peer in its own venv (~3 GB).

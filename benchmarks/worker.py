@@ -42,13 +42,13 @@ def events(total: int) -> list[bytes]:
             for i, row in enumerate(rows)]
 
 
-async def fill(bootstrap: str, topic: str, lines: list[bytes]) -> None:
-    await ensure_topics({"bootstrap_servers": bootstrap}, {topic: PARTITIONS})
+async def fill(bootstrap: str, topic: str, lines: list[bytes], partitions: int = PARTITIONS) -> None:
+    await ensure_topics({"bootstrap_servers": bootstrap}, {topic: partitions})
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=1 << 20)
     await producer.start()
     try:
         for i, line in enumerate(lines):
-            await producer.send(topic, line, partition=i % PARTITIONS,
+            await producer.send(topic, line, partition=i % partitions,
                                 timestamp_ms=1_700_000_000_000 + i // 10)
         await producer.flush()
     finally:
@@ -93,21 +93,27 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def worker_rate(bootstrap: str, topic: str, profile_path: Path, directory: Path,
-                run: int) -> tuple[float, float, float]:
+def start_worker(bootstrap: str, topic: str, profile_path: Path, directory: Path, name: str, group: str,
+                 partitions: int = PARTITIONS) -> tuple[subprocess.Popen[bytes], int]:
+    """A worker of consumer group `group` on `topic`, with its own port; its log in `directory`."""
     port = free_port()
-    config = directory / f"monitor-{run}.yaml"
+    config = directory / f"monitor-{name}.yaml"
     config.write_text(yaml.safe_dump({
         "profile": str(profile_path),
-        "kafka": {"bootstrap_servers": bootstrap, "group_id": f"bench-{run}", "partitions": PARTITIONS},
-        "topics": {"requests": topic, "sketches": f"bench-{run}.sketches", "alerts": f"bench-{run}.alerts",
-                   "dlq": f"bench-{run}.dlq"},
+        "kafka": {"bootstrap_servers": bootstrap, "group_id": group, "partitions": partitions},
+        "topics": {"requests": topic, "sketches": f"{group}.sketches", "alerts": f"{group}.alerts",
+                   "dlq": f"{group}.dlq"},
         "window": {"seconds": 5, "idle_seconds": 2},
         "metrics": {"port": port},
     }))
-    log = (directory / f"worker-{run}.log").open("wb")
-    worker = subprocess.Popen([sys.executable, "-m", "monitor", "worker", "--config", str(config)],
-                              stdout=log, stderr=subprocess.STDOUT)
+    log = (directory / f"worker-{name}.log").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "monitor", "worker", "--config", str(config)],
+                            stdout=log, stderr=subprocess.STDOUT), port
+
+
+def worker_rate(bootstrap: str, topic: str, profile_path: Path, directory: Path,
+                run: int) -> tuple[float, float, float]:
+    worker, port = start_worker(bootstrap, topic, profile_path, directory, str(run), f"bench-{run}")
     try:
         first = last = None
         third_rss = 0.0

@@ -1,0 +1,186 @@
+"""Scale-out and a long run, on the embedded broker: the figures a capacity plan needs.
+
+1. **Scale-out.** An 8-partition topic is filled, then one worker reads it, then two workers in one
+   consumer group read it again (a group of their own). Each rate is taken once every partition is
+   assigned (a rebalance is not throughput), from `synthdrift_events_total` summed over the
+   workers. Both runs must close the very same windows: equal digests, window by window.
+2. **A million events.** A producer in this process writes 1,000,000 events while one worker reads
+   them. The worker's lag (`synthdrift_consumer_lag_messages`) and RSS are sampled as it goes; lag
+   must return to 0, RSS stay flat, and every window's digest must equal the digest of the same
+   events sketched offline by the core (nothing lost, nothing counted twice).
+
+Run: `make bench` (or `python benchmarks/scale.py`). On 2 cores the broker, the producer and the
+workers share the machine: two workers cannot double the rate of one here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from core import profile
+from worker import events, fill, scrape, start_worker
+
+from monitor.commands.broker import EmbeddedBroker
+from monitor.core.analyzer import Analyzer
+from monitor.core.events import EventParser, to_columns
+from monitor.core.profile import Profile
+from monitor.stream.topics import ensure_topics
+
+SCALE_EVENTS = 600_000
+SCALE_PARTITIONS = 8
+LONG_EVENTS = 1_000_000
+LONG_PARTITIONS = 4
+WINDOW_MS = 5_000  # the workers' `window.seconds`: 5
+
+
+def get(port: int, path: str) -> Any:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return orjson.loads(response.read())
+    except OSError:
+        return None
+
+
+def metric_sum(port: int, name: str) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics?name[]={name}", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def digests(ports: list[int], events: int, timeout: float = 120) -> dict[int, str]:
+    """Every closed window's digest by key, once the windows hold all `events`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        windows = {w["key"]: w for port in ports for w in (get(port, "/status") or {"windows": []})["windows"]}
+        if sum(w["events"] for w in windows.values()) >= events:
+            return {key: w["digest"] for key, w in sorted(windows.items())}
+        time.sleep(0.5)
+    raise RuntimeError(f"the windows did not hold {events:,} events within {timeout:.0f} s")
+
+
+def group_rate(bootstrap: str, topic: str, profile_path: Path, directory: Path, workers: int) -> tuple[float, dict]:
+    """Events/s of `workers` workers in one group over the filled topic, and their windows."""
+    group = f"scale-{workers}"
+    started = [start_worker(bootstrap, topic, profile_path, directory, f"{group}-{i}", group, SCALE_PARTITIONS)
+               for i in range(workers)]
+    ports = [port for _, port in started]
+    try:
+        first = last = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and last is None:
+            healths = [get(port, "/health") or {} for port in ports]
+            assigned = [set(h.get("partitions", [])) for h in healths]
+            counted = sum(scrape(port) for port in ports)
+            now = time.perf_counter()
+            if first is None and all(assigned) and len(set().union(*assigned)) == SCALE_PARTITIONS \
+                    and sum(map(len, assigned)) == SCALE_PARTITIONS:
+                first = (now, counted)  # every partition has its one reader: the group is stable
+            if counted >= SCALE_EVENTS:
+                last = (now, counted)
+            time.sleep(0.05)
+        if first is None or last is None or last[1] <= first[1]:
+            raise RuntimeError(f"the group of {workers} did not read the topic; see the logs in {directory}")
+        return (last[1] - first[1]) / (last[0] - first[0]), digests(ports, SCALE_EVENTS)
+    finally:
+        for worker, _ in started:
+            worker.terminate()
+        for worker, _ in started:
+            worker.wait(timeout=30)
+
+
+def replay(synthetic: Profile, lines: list[bytes]) -> dict[int, str]:
+    """The digest of each 5-s window of the events, sketched offline by the core."""
+    parser, analyzer = EventParser(synthetic.spec), Analyzer(synthetic)
+    keys = (1_700_000_000_000 + np.arange(len(lines)) // 10) // WINDOW_MS * WINDOW_MS
+    found = {}
+    for key in np.unique(keys).tolist():
+        rows = np.flatnonzero(keys == key)
+        parsed, invalid = parser.parse_many([lines[i] for i in rows.tolist()])
+        assert not invalid
+        found[key] = analyzer.observe(to_columns(parsed, synthetic.spec), rows)[0].digest()  # as `check` does
+    return found
+
+
+def long_run(bootstrap: str, synthetic: Profile, profile_path: Path, directory: Path) -> None:
+    topic = "long.requests"
+    lines = events(LONG_EVENTS)
+    asyncio.run(ensure_topics({"bootstrap_servers": bootstrap}, {topic: LONG_PARTITIONS}))
+    worker, port = start_worker(bootstrap, topic, profile_path, directory, "long", "long", LONG_PARTITIONS)
+    try:
+        deadline = time.monotonic() + 120
+        while not (get(port, "/health") or {}).get("ready") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        producer = threading.Thread(target=lambda: asyncio.run(fill(bootstrap, topic, lines, LONG_PARTITIONS)))
+        started = time.perf_counter()
+        producer.start()
+        marks = {250_000: 0.0, 500_000: 0.0, LONG_EVENTS: 0.0}
+        highest_lag, counted = 0.0, 0.0
+        deadline = time.monotonic() + 900
+        while counted < LONG_EVENTS and time.monotonic() < deadline:
+            counted = scrape(port)
+            highest_lag = max(highest_lag, metric_sum(port, "synthdrift_consumer_lag_messages"))
+            for mark in marks:
+                if counted >= mark and not marks[mark]:
+                    marks[mark] = rss_mib(worker.pid)
+            time.sleep(0.25)
+        elapsed = time.perf_counter() - started
+        producer.join()
+        time.sleep(3)  # a flush or two: the lag gauge is set at each
+        final_lag = metric_sum(port, "synthdrift_consumer_lag_messages")
+        live = digests([port], LONG_EVENTS)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    offline = replay(synthetic, lines)
+    same = live == offline
+    print(f"a million events, produced while one worker reads ({LONG_PARTITIONS} partitions):")
+    print(f"  {counted:,.0f} events in {elapsed:.1f} s "
+          f"({counted / elapsed:,.0f} events/s end to end, producer included)")
+    print(f"  lag: highest {highest_lag:,.0f} messages, after the last event {final_lag:,.0f} "
+          f"-> {'returned to 0' if final_lag == 0 else 'NOT back to 0'}")
+    print("  RSS: " + ", ".join(f"{rss:.0f} MiB at {mark:,}" for mark, rss in marks.items())
+          + f" -> {'flat' if marks[LONG_EVENTS] < 1.2 * marks[250_000] else 'NOT flat'}")
+    print(f"  windows: {len(live)} live, {len(offline)} replayed offline; digests "
+          f"{'all equal: nothing lost or counted twice' if same else 'DIFFER'}")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        directory = Path(tmp)
+        synthetic = profile(directory)
+        profile_path = directory / "profile.json"
+        profile_path.write_bytes(synthetic.to_json())
+        topic = "scale.requests"
+        asyncio.run(ensure_topics({"bootstrap_servers": broker.bootstrap_servers}, {topic: SCALE_PARTITIONS}))
+        asyncio.run(fill(broker.bootstrap_servers, topic, events(SCALE_EVENTS), SCALE_PARTITIONS))
+        one, one_windows = group_rate(broker.bootstrap_servers, topic, profile_path, directory, 1)
+        two, two_windows = group_rate(broker.bootstrap_servers, topic, profile_path, directory, 2)
+        print(f"scale-out: {SCALE_EVENTS:,} events on {SCALE_PARTITIONS} partitions, filled before the workers start")
+        print(f"  1 worker: {one:10,.0f} events/s")
+        print(f"  2 workers in one group: {two:10,.0f} events/s   ratio {two / one:.2f}   goal >= 1.6 -> "
+              f"{'met' if two >= 1.6 * one else 'NOT met'}")
+        print(f"  windows: {len(one_windows)} and {len(two_windows)}; digests "
+              f"{'identical' if one_windows == two_windows else 'DIFFER'}")
+        long_run(broker.bootstrap_servers, synthetic, profile_path, directory)
+
+
+if __name__ == "__main__":
+    main()
