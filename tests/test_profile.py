@@ -108,6 +108,16 @@ def test_an_old_profile_version_asks_for_a_rebuild(profiles: dict[str, Profile],
         Profile.load(path)
 
 
+def test_slice_counts_of_another_layout_ask_for_a_rebuild(profiles: dict[str, Profile], tmp_path: Path) -> None:
+    data = orjson.loads(profiles["csv"].to_json())
+    data["reference"]["slices"] = data["reference"]["slices"][:-5]  # as a version with fewer cells wrote them
+    path = tmp_path / "profile.json"
+    path.write_bytes(orjson.dumps(data))
+    with pytest.raises(ProfileError, match="slice counts, expected .*rebuild the profile") as error:
+        Profile.load(path)
+    assert "\n" not in str(error.value)
+
+
 def test_a_missing_column_is_named(tables: dict[str, Path]) -> None:
     spec = Spec(model="m", features={"amount": "numeric", "colour": "categorical"})
     for path in tables.values():

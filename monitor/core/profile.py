@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import orjson
 
-from monitor.core import schemas
+from monitor.core import schemas, slices
 from monitor.core.channels import (
     DESCRIPTORS,
     TOKEN,
@@ -130,6 +130,10 @@ class Profile:
             if shape != (len(groups), channel.bins.size):
                 raise ProfileError(f"{path}: reference counts of {channel.name!r} have shape {shape}, expected "
                                    f"{(len(groups), channel.bins.size)}; rebuild the profile")
+        expected = slices.cells(slices.slice_axes(channels, groups))
+        if reference.slices.shape != (expected,) or reference.slice_outcomes.shape != (2, expected):
+            raise ProfileError(f"{path}: the reference has {len(reference.slices)} slice counts, expected {expected} "
+                               "(made by another synthdrift version); rebuild the profile")
         meta = {k: data[k] for k in ("format", "version", "created_at", "input", "provenance_mix", "evaluation",
                                      "settings", "baseline_of") if k in data}
         return cls(spec, channels, groups, reference, data["segment_values"], coerce(data["sample"], spec), meta)

@@ -271,11 +271,13 @@ class Sketcher:
             labelled = take(columns, known)
             group_codes = {f: c[known] for f, c in group_codes.items()}
             row_codes = slices.codes(self.axes, self.groups, group_codes, self.encode(labelled, "requests"),
-                                     len(labelled[next(iter(labelled))]))
+                                     int(known.sum()))
             columns, outcome = labelled, outcome[known]
         if row_codes is not None and len(sketch.slices):
             sketch.slice_outcomes += slices.count_outcomes(self.axes, row_codes, outcome)
         for name, code in group_codes.items():
+            if name not in columns:  # a stream without segments
+                continue
             counts: dict[str, np.ndarray] = {}
             for row in np.flatnonzero((code < 0) & (outcome < 2)).tolist():
                 value = columns[name][row]

@@ -195,12 +195,12 @@ def find(axes: tuple[Axis, ...], reference: np.ndarray, live: np.ndarray, false_
                 x, y = divmod(int(k), b.size)
                 key: tuple[tuple[str, str], ...] = ((a.name, a.labels[x]), (b.name, b.labels[y]))
                 found[key] = pair.slice(key, int(k))
-    # Weak values, the most wrong predictions first: one whose fall the rows of a weaker value
-    # already taken explain (it is not weak without them) is not weak itself.
-    weak_values = sorted(((i, int(k)) for i, single in enumerate(singles) if single is not None
-                          for k in single.weak()), key=lambda ik: -singles[ik[0]].excess(ik[1]))  # type: ignore[union-attr]
+    # Weak values, most excess wrong predictions first: a value that is not weak without the rows
+    # of one already taken (on another axis) is explained by it, and not weak itself.
+    weak_values = sorted((-single.excess(int(k)), i, int(k)) for i, single in enumerate(singles)
+                         if single is not None for k in single.weak())
     taken: list[tuple[int, int]] = []
-    for i, k in weak_values:
+    for _, i, k in weak_values:
         if not any(j != i and not _weak_without(singles, pairs, (i, k), (j, m)) for j, m in taken):
             taken.append((i, k))
     for i, single in enumerate(singles):
@@ -215,8 +215,9 @@ def _weak_without(singles: list[_Cells | None], pairs: dict[tuple[int, int], _Ce
                   other: tuple[int, int]) -> bool:
     """Whether a value (axis, code) is weak on the rows without another axis's value."""
     (i, k), (j, m) = value, other
-    single, pair = singles[i], pairs[min(i, j), max(i, j)]
-    assert single is not None
+    single, pair = singles[i], pairs.get((min(i, j), max(i, j)))
+    if single is None or pair is None:  # no rows: nothing to take away
+        return True
     cell = (slice(None), k, m) if i < j else (slice(None), m, k)
     live = single.live_outcomes[:, k] - pair.live_outcomes[cell]
     reference = single.reference_outcomes[:, k] - pair.reference_outcomes[cell]
