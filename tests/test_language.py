@@ -13,6 +13,8 @@ import yaml
 from textdata import fortunes
 
 from monitor.commands.cli import main
+from monitor.core import columns as columns_module
+from monitor.core.events import to_columns
 from monitor.core.spec import Spec, SpecError
 
 SPEC = {"model": "notes", "features": {"text": "text"}, "languages": ["text"], "label": "label",
@@ -109,6 +111,25 @@ def test_new_languages_get_their_own_accuracy_and_language_slices_are_weak(
         assert set(weak) == {"text.language=de", "text.language=(other)"}, list(weak)
         assert weak["text.language=(other)"]["reference_accuracy"] == pytest.approx(0.9, abs=0.02)
         assert weak["text.language=de"]["accuracy"] < 0.75
+
+
+def test_a_joined_record_keeps_its_requests_language_and_only_the_rest_are_identified(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = Spec.from_dict(SPEC)
+    identified: list[int] = []
+    identify = columns_module.identify
+
+    def counted(texts: np.ndarray) -> np.ndarray:
+        identified.append(len(texts))
+        return identify(texts)
+
+    monkeypatch.setattr(columns_module, "identify", counted)
+    german, english = fortunes(6, "de")[0], fortunes(6, "en")[0]
+    records = [{"features": {"text": german}, "segments": {"text.language": "de"}},  # joined: identified before
+               {"features": {"text": english}, "segments": {}}]
+    assert to_columns(records, spec)["text.language"].tolist() == ["de", "en"]
+    assert identified == [1]  # the English text alone
+    assert to_columns([records[1]], spec)["text.language"].tolist() == ["en"] and identified == [1, 1]
 
 
 def test_only_text_features_have_a_language() -> None:

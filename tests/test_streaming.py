@@ -5,6 +5,7 @@ The broker is the embedded tansu unless SYNTHDRIFT_TEST_BOOTSTRAP points at anot
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -18,7 +19,7 @@ from streaming import Stack, metrics, report, status, wait_for
 
 from monitor.commands.replay import Drift, simulate
 from monitor.core import schemas
-from monitor.core.profile import Profile
+from monitor.core.profile import Profile, ProfileSettings, build
 
 EVENTS, SHIFT, START = 8000, 4000, 1_700_000_000.0  # 1 ms apart: 2-second windows of 2,000 events
 DRIFT = [Drift("amount", "shift", 2.0), Drift("language", "new", 0.2, "es")]
@@ -258,4 +259,25 @@ def test_five_kills_over_uneven_partitions_change_no_window(
         assert stack.metric("synthdrift_events_total", stream="requests", status="late") == 0
     finally:
         reference.stop()
+        stack.stop()
+
+
+def test_joined_labels_reach_the_language_of_their_request_text(bootstrap: str, profile_path: Path,
+                                                                 tmp_path: Path) -> None:
+    """A derived language is a segment of labelled predictions too: the join carries the request's
+    language (identified once, from its text) to its prediction and its label."""
+    synthetic = Profile.load(profile_path)
+    spec = dataclasses.replace(synthetic.spec, languages=("body",))
+    languages = build(spec, profile_path.parent / "train.csv", ProfileSettings(min_segment_rows=100))
+    path = tmp_path / "profile.json"
+    path.write_bytes(languages.to_json())
+    stack = Stack(bootstrap, path, tmp_path)
+    try:
+        port = stack.start_worker()
+        stack.produce([orjson.dumps(e) for e in simulate(languages, 4000, [], 0, seed=2, start_time=START)])
+        all_windows(stack, 4000)
+        labelled = {s.labels["segment"]: s.value for f in metrics(port, "synthdrift_labelled_predictions")
+                    for s in f.samples if s.labels["provenance"] == "organic"}
+        assert sum(v for k, v in labelled.items() if k.startswith("body.language=")) > 500, labelled
+    finally:
         stack.stop()

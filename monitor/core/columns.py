@@ -103,7 +103,12 @@ def coerce(raw: dict[str, Any], spec: Spec) -> Columns:
             columns[name] = to_labels(values)
     for name in spec.languages:  # derived segment fields: the language each text is in
         if name in columns:
-            columns[language_field(name)] = identify(columns[name])
+            known = columns.get(language_field(name))
+            if known is None:
+                columns[language_field(name)] = identify(columns[name])
+            elif (unknown := np.flatnonzero(known == None)).size:  # noqa: E711
+                # Joined records carry their request's language, identified once: only the rest here.
+                known[unknown] = identify(columns[name][unknown])
     return columns
 
 

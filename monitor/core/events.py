@@ -137,10 +137,13 @@ def to_columns(events: list[dict[str, Any]], spec: Spec) -> Columns:
     for name in spec.features:
         if name not in raw:
             raw[name] = [f.get(name) for f in features]
-    if spec.segments:
+    if spec.segment_fields:
         segments = [e.get("segments") or {} for e in events]
         for name in spec.segments:
             raw[name] = [s.get(name) for s in segments]
+        for name in spec.segment_fields[len(spec.segments):]:  # derived: a joined record carries its request's
+            if any(name in s for s in segments):
+                raw[name] = [s.get(name) for s in segments]
     if spec.prediction_label or spec.prediction_score:
         predictions = [e.get("prediction") or {} for e in events]
         if spec.prediction_label:

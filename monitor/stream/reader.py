@@ -205,9 +205,13 @@ class TrafficReader(ConsumerRebalanceListener):
             return requests  # nothing to join: the profile has no predictions
         joined: dict[str, list[tuple[dict[str, Any], int, int]]] = {"predictions": [], "feedback": []}
         now = time.monotonic()
-        for event, offset, stamp in zip(events, offsets.tolist(), stamps.tolist(), strict=True):
+        derived = self.spec.segment_fields[len(self.spec.segments):]  # languages, identified once
+        for row, (event, offset, stamp) in enumerate(zip(events, offsets.tolist(), stamps.tolist(), strict=True)):
             if event.get("request_id") is None:
                 continue
+            if requests is not None and derived:
+                event = {**event, "segments": {**(event.get("segments") or {}),
+                                               **{name: requests[0][name][row] for name in derived}}}
             for record in self._join(stream, event, now):
                 joined["feedback" if "label" in record else "predictions"].append((record, offset, stamp))
         # A joined record counts where the event that completed it was read.
