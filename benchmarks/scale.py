@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from core import profile
-from worker import events, fill, scrape, start_worker
+from worker import events, fill, scrape, start_worker, written_profile
 
 from monitor.commands.broker import EmbeddedBroker
 from monitor.core.analyzer import Analyzer
@@ -165,11 +164,8 @@ def long_run(bootstrap: str, synthetic: Profile, profile_path: Path, directory: 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         directory = Path(tmp)
-        synthetic = profile(directory)
-        profile_path = directory / "profile.json"
-        profile_path.write_bytes(synthetic.to_json())
+        synthetic, profile_path = written_profile(directory)
         topic = "scale.requests"
-        asyncio.run(ensure_topics({"bootstrap_servers": broker.bootstrap_servers}, {topic: SCALE_PARTITIONS}))
         asyncio.run(fill(broker.bootstrap_servers, topic, events(SCALE_EVENTS), SCALE_PARTITIONS))
         one, one_windows = group_rate(broker.bootstrap_servers, topic, profile_path, directory, 1)
         two, two_windows = group_rate(broker.bootstrap_servers, topic, profile_path, directory, 2)

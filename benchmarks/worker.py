@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from core import FEATURES, columns, profile
 
 from monitor.commands.broker import EmbeddedBroker, free_port
+from monitor.core.profile import Profile
 from monitor.stream.topics import ensure_topics
 
 EVENTS = 300_000
@@ -137,12 +138,18 @@ def worker_rate(bootstrap: str, topic: str, profile_path: Path, directory: Path,
         worker.wait(timeout=30)
 
 
+def written_profile(directory: Path) -> tuple[Profile, Path]:
+    """The benchmark's synthetic profile, and the file a worker loads it from."""
+    synthetic = profile(directory)
+    path = directory / "profile.json"
+    path.write_bytes(synthetic.to_json())
+    return synthetic, path
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         directory = Path(tmp)
-        synthetic = profile(directory)
-        profile_path = directory / "profile.json"
-        profile_path.write_bytes(synthetic.to_json())
+        _, profile_path = written_profile(directory)
         topic = "bench.requests"
         asyncio.run(fill(broker.bootstrap_servers, topic, events(EVENTS)))
         raw, rates, rss = [], [], []
