@@ -1,10 +1,13 @@
-"""The streaming worker's pure parts: configuration, joins, alert states, metrics labels."""
+"""The streaming worker's pure parts: configuration, joins, alert states, metrics labels, the order of
+a reader's deliveries."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,8 +16,9 @@ from conftest import build_profile
 from prometheus_client import CollectorRegistry
 
 from monitor.commands.replay import Drift, simulate, split
-from monitor.config import ConfigError, worker_config
+from monitor.config import ConfigError, Topics, WorkerConfig, worker_config
 from monitor.core.alerts import AlertStates
+from monitor.core.analyzer import Analyzer
 from monitor.core.channels import CategoryBins
 from monitor.core.columns import to_labels
 from monitor.core.events import to_columns
@@ -24,6 +28,7 @@ from monitor.core.spec import Spec
 from monitor.core.types import AlertSettings, CoverageGap, DriftSettings, FeatureResult, Group
 from monitor.export.metrics import Metrics
 from monitor.stream.join import JoinBuffer
+from monitor.stream.reader import TrafficReader
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -184,3 +189,52 @@ def test_labelled_joined_records_count_in_their_slices_as_check_counts_the_same_
     assert {k: v.tolist() for k, v in whole.gap_outcomes["language"].items()} == \
         {k: v.tolist() for k, v in streamed.gap_outcomes["language"].items()}
     assert whole.gap_outcomes["language"]["pt"].sum() > 100  # a language nobody generated, with its accuracy
+
+
+async def test_a_partitions_next_chunk_waits_for_its_last_complete_one_to_be_acknowledged(
+        small_profile: Profile, tmp_path: Path) -> None:
+    # Were chunk 1 delivered while chunk 0's last version failed, the merger would take partition 0
+    # to have moved past chunk 0's windows: it would close them without those events.
+    from aiokafka import TopicPartition
+    from aiokafka.errors import UnknownError
+
+    deliveries: list[asyncio.Future[None]] = []
+
+    class Sketches:
+        async def send(self, key: bytes, value: bytes) -> asyncio.Future[None]:
+            deliveries.append(asyncio.get_running_loop().create_future())
+            return deliveries[-1]
+
+    async def never(lost: list[TopicPartition]) -> None:
+        raise AssertionError("no log is lost here")
+
+    config = WorkerConfig(profile=tmp_path / "profile.json", topics=Topics(requests="requests"))
+    reader = TrafficReader(config, small_profile.spec, Analyzer(small_profile),
+                           Metrics(CollectorRegistry(), "small", 10), "app", Sketches(), never)  # type: ignore[arg-type]
+    tp, size = TopicPartition("requests", 0), config.window.chunk_events
+
+    async def held_back(chunk_start: int) -> asyncio.Task[Any]:
+        """Sends a version of the chunk at `chunk_start`; asserts it waits for the last one's delivery."""
+        chunk = reader.chunks.start("requests", 0, chunk_start)
+        chunk.advance(chunk_start + 10)
+        sending = asyncio.ensure_future(reader._send(tp, chunk))
+        sent = len(deliveries)
+        await asyncio.sleep(0.01)
+        assert not sending.done() and len(deliveries) == sent
+        return sending
+
+    first = reader.chunks.start("requests", 0, 0)
+    first.advance(size)
+    await reader._finish(tp, first)
+    sending = await held_back(size)
+    deliveries[0].set_result(None)
+    await sending
+    assert len(deliveries) == 2
+    second = reader.chunks.open[("requests", 0)]
+    second.advance(2 * size)
+    await reader._finish(tp, second)
+    sending = await held_back(2 * size)
+    deliveries[2].set_exception(UnknownError())
+    with pytest.raises(UnknownError):  # the reader's loop then reads again from the last commit
+        await sending
+    assert len(deliveries) == 3

@@ -68,6 +68,7 @@ class TrafficReader(ConsumerRebalanceListener):
         self.rebuild_until: dict[TopicPartition, int] = {}  # offsets below: already counted, for joins only
         self.pending: list[Awaitable[Any]] = []  # partials and dead letters not yet acknowledged
         self.commits: dict[TopicPartition, int] = {}  # chunks completed, committed once `pending` is settled
+        self.finals: dict[TopicPartition, Awaitable[Any]] = {}  # the delivery of each partition's last complete chunk
         self.committed: set[TopicPartition] = set()  # partitions this process has committed offsets for
         # Per partition, one past the last offset counted in the metrics: records reread after a
         # rewind or a rebalance are sketched again (partials replace) but not counted again.
@@ -129,6 +130,7 @@ class TrafficReader(ConsumerRebalanceListener):
             self.heard.pop(tp, None)
             self.chunks.open.pop(tp, None)  # the next owner rebuilds the chunk from its first offset
             self.commits.pop(tp, None)
+            self.finals.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Resumes every partition at the start of its chunk in progress. With joins, it first
@@ -252,14 +254,22 @@ class TrafficReader(ConsumerRebalanceListener):
             self.metrics.events.labels(stream, "invalid").inc()
             self.metrics.dead_letters.labels(stream, str(invalid.reason)).inc()
 
-    async def _send(self, chunk: Chunk) -> None:
-        """Queues the chunk's current version; `_settle` waits for its delivery."""
-        self.pending.append(await self.sketches.send(key=self.key, value=chunk.partial().to_bytes()))
+    async def _send(self, tp: TopicPartition, chunk: Chunk) -> Awaitable[Any]:
+        """Queues the chunk's current version; `_settle` waits for its delivery. A partition's
+        next chunk goes out only once its last complete chunk was acknowledged: a delivery that
+        failed while a later one went through would leave the merger a later chunk, telling it the
+        partition had moved past windows whose events it never got."""
+        previous = self.finals.pop(tp, None)  # a complete chunk is never sent again: this is a later one
+        if previous is not None:
+            await previous  # a KafkaError here sends the loop back to the last commit
+        sending = await self.sketches.send(key=self.key, value=chunk.partial().to_bytes())
+        self.pending.append(sending)
         chunk.sent_offset = chunk.next_offset
+        return sending
 
     async def _finish(self, tp: TopicPartition, chunk: Chunk) -> None:
         """Sends a complete chunk's last version; its offsets are committed once it is delivered."""
-        await self._send(chunk)
+        self.finals[tp] = await self._send(tp, chunk)
         self.commits[tp] = chunk.end_offset
 
     async def _flush(self) -> None:
@@ -269,7 +279,7 @@ class TrafficReader(ConsumerRebalanceListener):
         for tp in list(self.assigned):
             chunk = self.chunks.open.get(tp)
             if chunk is not None and chunk.next_offset > chunk.sent_offset:
-                await self._send(chunk)
+                await self._send(tp, chunk)
         now = time.monotonic()
         positions = []
         lag: dict[str, int] = {}
@@ -309,6 +319,7 @@ class TrafficReader(ConsumerRebalanceListener):
         The chunks reread rebuild the very partials that were lost, and replace any that arrived."""
         self.pending.clear()
         self.commits.clear()
+        self.finals.clear()
         for tp in self.assigned:
             self.chunks.open.pop(tp, None)
         await self.on_partitions_assigned(list(self.assigned))
