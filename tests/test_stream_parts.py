@@ -27,6 +27,7 @@ from monitor.core.severity import Severity
 from monitor.core.spec import Spec
 from monitor.core.types import AlertSettings, CoverageGap, DriftSettings, FeatureResult, Group
 from monitor.export.metrics import Metrics
+from monitor.stream.chunks import Chunk
 from monitor.stream.join import JoinBuffer
 from monitor.stream.reader import TrafficReader
 
@@ -213,10 +214,9 @@ async def test_a_partitions_next_chunk_waits_for_its_last_complete_one_to_be_ack
                            Metrics(CollectorRegistry(), "small", 10), "app", Sketches(), never)  # type: ignore[arg-type]
     tp, size = TopicPartition("requests", 0), config.window.chunk_events
 
-    async def held_back(chunk_start: int) -> asyncio.Task[Any]:
-        """Sends a version of the chunk at `chunk_start`; asserts it waits for the last one's delivery."""
-        chunk = reader.chunks.start("requests", 0, chunk_start)
-        chunk.advance(chunk_start + 10)
+    async def held_back(chunk: Chunk) -> asyncio.Task[Any]:
+        """Sends a version of `chunk`; asserts it waits for the last complete chunk's delivery."""
+        chunk.advance(chunk.first_offset + 10)
         sending = asyncio.ensure_future(reader._send(tp, chunk))
         sent = len(deliveries)
         await asyncio.sleep(0.01)
@@ -226,14 +226,14 @@ async def test_a_partitions_next_chunk_waits_for_its_last_complete_one_to_be_ack
     first = reader.chunks.start("requests", 0, 0)
     first.advance(size)
     await reader._finish(tp, first)
-    sending = await held_back(size)
+    second = reader.chunks.start("requests", 0, size)
+    sending = await held_back(second)
     deliveries[0].set_result(None)
     await sending
     assert len(deliveries) == 2
-    second = reader.chunks.open[("requests", 0)]
     second.advance(2 * size)
     await reader._finish(tp, second)
-    sending = await held_back(2 * size)
+    sending = await held_back(reader.chunks.start("requests", 0, 2 * size))
     deliveries[2].set_exception(UnknownError())
     with pytest.raises(UnknownError):  # the reader's loop then reads again from the last commit
         await sending

