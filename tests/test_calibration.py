@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from monitor.core import statistics
-from monitor.core.calibration import NullBounds, grid
+from monitor.core.calibration import NullBounds, beta_binomial_quantile, grid
 
 REFERENCE = np.array([0.05, 0.1, 0.2, 0.3, 0.2, 0.1, 0.05, 0.0, 0.0])  # last two: novel bin, missing
 NOVEL = np.array([False] * 7 + [True, False])
@@ -39,3 +40,12 @@ def test_bounds_shrink_as_windows_grow() -> None:
     bounds = NullBounds(tail=1e-4)
     values = [bounds.bound("x", REFERENCE, NOVEL, "psi", n) for n in (100, 1000, 10_000)]
     assert values[0] > values[1] > values[2] > 0
+
+
+@pytest.mark.parametrize("n", [1, 17, 98, 1000, 4870])
+@pytest.mark.parametrize("rate", [0.0, 0.01, 0.5, 1.0])
+@pytest.mark.parametrize("m", [10, 300, 20_000])
+def test_beta_binomial_quantiles_are_scipys(n: int, rate: float, m: int) -> None:
+    a, b = rate * m + 0.5, (1 - rate) * m + 0.5
+    for level in (1e-6, 1e-3, 0.999, 1 - 1e-6):
+        assert beta_binomial_quantile(level, n, a, b) == scipy_stats.betabinom(n, a, b).ppf(level), level
