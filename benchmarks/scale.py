@@ -107,7 +107,7 @@ def group_rate(bootstrap: str, topic: str, profile_path: Path, directory: Path, 
 
 def replay(synthetic: Profile, lines: list[bytes]) -> dict[int, str]:
     """The digest of each 5-s window of the events, sketched offline by the core."""
-    parser, analyzer = EventParser(synthetic.spec), Analyzer(synthetic)
+    parser, analyzer = EventParser(synthetic.spec, structs=True), Analyzer(synthetic)
     keys = (1_700_000_000_000 + np.arange(len(lines)) // 10) // WINDOW_MS * WINDOW_MS
     found = {}
     for key in np.unique(keys).tolist():

@@ -50,7 +50,7 @@ def check(profile: Profile, lines: Iterable[bytes], window: int = 5000,
     time: the worker's path, a slice of `SLICE_EVENTS` lines at a time through the same parser.
     With an organic `baseline` (of `profile`), windows are judged against it, and the whole file
     against the synthetic profile is the reality gap."""
-    parser = EventParser(profile.spec)
+    parser = EventParser(profile.spec, structs=True)
     analyzer = Analyzer(baseline or profile, settings)
     report = CheckReport(profile=profile.id, window=window, reference="organic" if baseline else "synthetic")
     whole = analyzer.sketcher.empty()

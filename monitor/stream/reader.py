@@ -61,7 +61,9 @@ class TrafficReader(ConsumerRebalanceListener):
         self.key = spec.model.encode()
         self.sources = sources(config.topics, spec)
         self.assigned: set[TopicPartition] = set()
-        self.parsers = {stream: EventParser(spec, stream, config.max_event_bytes) for stream in self.sources.values()}
+        # Without joins, requests are only ever columns: typed structs, decoded in one pass.
+        self.parsers = {stream: EventParser(spec, stream, config.max_event_bytes, structs=len(self.sources) == 1)
+                        for stream in self.sources.values()}
         self.join = JoinBuffer(config.join.ttl_seconds, config.join.max_pending, config.join.max_bytes)
         self.chunks = OpenChunks(analyzer, config.window.windowing(config.kafka.partitions), config.window.chunk_events)
         self.heard: dict[TopicPartition, float] = {}  # per partition, when a poll last returned records
