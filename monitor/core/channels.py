@@ -20,6 +20,7 @@ import numpy as np
 
 from monitor.core.columns import Columns, label_codes
 from monitor.core.likeness import Likeness
+from monitor.core.search import SortedSearch
 from monitor.core.spec import Spec
 
 ChannelKind = Literal["numeric", "categorical", "vocabulary", "performance"]
@@ -50,11 +51,11 @@ class NumericBins:
     edges: np.ndarray
     tails: tuple[float, float]
     # The lower edges of the interior bins, then the least float above max: one search finds every bin.
-    _bounds: np.ndarray = field(init=False, repr=False, compare=False)
+    _bounds: SortedSearch = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         upper = np.nextafter(self.edges[-1], np.inf)
-        object.__setattr__(self, "_bounds", np.append(self.edges[:self.interior], upper))
+        object.__setattr__(self, "_bounds", SortedSearch(np.append(self.edges[:self.interior], upper), "right"))
 
     @property
     def interior(self) -> int:
@@ -65,7 +66,7 @@ class NumericBins:
         return self.interior + 3
 
     def index(self, values: np.ndarray) -> np.ndarray:
-        index = np.searchsorted(self._bounds, values, side="right")
+        index = self._bounds.find(values)
         index[np.isnan(values)] = self.interior + 2  # NaN sorts last, beside the values above max
         return index
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from monitor.core.columns import Columns
+from monitor.core.search import SortedSearch
 
 FEATURE = "synthetic_likeness"
 KNOTS = 101  # quantiles kept per feature
@@ -60,11 +61,15 @@ class Likeness:
         table = _scores()
         for i, feature in enumerate(self.features):
             values, knots = columns[feature], self.knots[i]
-            left = np.searchsorted(knots, values)
+            left = self._searches[i].find(values)
             tied = knots[np.minimum(left, KNOTS - 1)] == values  # on a knot: the end of its run of ties
             rank = left + np.where(tied, self._tie_ends[i][np.minimum(left, KNOTS - 1)], left)
             scores[:, i] = np.where(np.isnan(values), 0.0, table[rank])
         return scores
+
+    @cached_property
+    def _searches(self) -> list[SortedSearch]:
+        return [SortedSearch(knots) for knots in self.knots]
 
     @cached_property
     def _tie_ends(self) -> np.ndarray:

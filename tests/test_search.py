@@ -1,0 +1,38 @@
+"""SortedSearch finds what np.searchsorted finds, for any sorted edges and any values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.core.search import SortedSearch
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+# Spread edges, edges in a tiny span, ties (spikes), and infinite ends (the binary search's case).
+edges = st.one_of(st.lists(finite, min_size=1, max_size=120),
+                  st.lists(st.floats(1.0, 1.0 + 1e-12), min_size=1, max_size=40),
+                  st.lists(st.sampled_from([0.0, 0.5, 3.0]), min_size=1, max_size=60),
+                  st.lists(st.floats(allow_nan=False), min_size=1, max_size=20))
+
+
+@settings(max_examples=400, deadline=None)
+@given(edges=edges, values=st.lists(st.floats(), max_size=60), side=st.sampled_from(["left", "right"]),
+       data=st.data())
+def test_it_finds_what_the_binary_search_finds(edges: list[float], values: list[float], side: str,
+                                               data: st.DataObject) -> None:
+    sorted_edges = np.sort(np.array(edges))
+    # Values on the edges and a float away from them, where a grid's rounding would show.
+    with np.errstate(over="ignore"):
+        near = [v for e in data.draw(st.lists(st.sampled_from(edges), max_size=10))
+                for v in (e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf))]
+    asked = np.array(values + near, dtype=np.float64)
+    found = SortedSearch(sorted_edges, side).find(asked)  # type: ignore[arg-type]
+    assert found.tolist() == np.searchsorted(sorted_edges, asked, side).tolist()  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("edges", [[], [2.0, 1.0], [0.0, np.nan]])
+def test_edges_it_cannot_search_fail_at_construction(edges: list[float]) -> None:
+    with pytest.raises(ValueError, match="sorted"):
+        SortedSearch(np.array(edges))
