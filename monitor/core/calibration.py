@@ -125,10 +125,9 @@ def beta_binomial_quantile(level: float, n: int, a: float, b: float) -> int:
 
     By hand because scipy's `betabinom.ppf` walks the cdf one count at a time in Python (1 to 4 ms
     a call at windows of thousands, tens at hundreds of thousands), and each new window size asks
-    for hundreds of bounds. Here the pmf is summed
-    at once over the counts from one standard deviation on the near side of the mean (Cantelli:
-    no quantile beyond 1/2 lies further in) to 60 on the far side (what lies beyond is below
-    float64's resolution of any level asked for).
+    for hundreds of bounds. Here the pmf is summed at once over the counts from one standard
+    deviation on the near side of the mean (Cantelli: no quantile beyond 1/2 lies further in) to 60
+    on the far side (what lies beyond is below float64's resolution of any level asked for).
 
     >>> beta_binomial_quantile(0.999, 1000, 30.5, 270.5), float(scipy_stats.betabinom(1000, 30.5, 270.5).ppf(0.999))
     (171, 171.0)

@@ -88,13 +88,20 @@ class _Prediction(TypedDict, total=False):  # a dict, as orjson would give
     scores: dict[str, float]
 
 
+def _attributes(spec: Spec) -> dict[str, str]:
+    """Each feature's attribute in a typed event's features: `f0`, `f1`, … (a feature's name need
+    not be an identifier)."""
+    return {name: f"f{i}" for i, name in enumerate(spec.features)}
+
+
 def typed_event(spec: Spec) -> type[msgspec.Struct]:
     """The struct a valid request of this spec decodes into: the model's name, the declared
-    features (under attribute names `f0`, `f1`, …: a feature's name need not be an identifier) and
-    what else the columns read; a part absent is None, as `dict.get` gives."""
-    names = {f"f{i}": name for i, name in enumerate(spec.features)}
-    features = msgspec.defstruct("Features", [(attribute, _TYPED_KINDS[spec.features[name]], None)
-                                              for attribute, name in names.items()], rename=names)
+    features (under `_attributes`) and what else the columns read; a part absent is None, as
+    `dict.get` gives."""
+    attributes = _attributes(spec)
+    features = msgspec.defstruct("Features", [(attributes[name], _TYPED_KINDS[kind], None)
+                                              for name, kind in spec.features.items()],
+                                 rename={attribute: name for name, attribute in attributes.items()})
     return msgspec.defstruct("Event", [
         ("model", Literal[spec.model]),  # another model's event goes the slow path, to be named there
         ("features", features),
@@ -186,11 +193,10 @@ def to_columns(events: Sequence[Any], spec: Spec) -> Columns:
     typed = bool(events) and isinstance(events[0], msgspec.Struct)
     part: Callable[[str], Callable[[Any], Any]] = attrgetter if typed else _key  # type: ignore[assignment]
     features = [f or {} for f in map(part("features"), events)]
-    # A struct's features are attributes `f0`, `f1`, … (see `typed_event`); a dict's, keys.
-    attribute = {f.encode_name: f.name for f in msgspec.structs.fields(events[0].features)} if typed else {}
+    attribute = _attributes(spec) if typed else {}  # a struct's features are attributes; a dict's, keys
     numeric = [name for name, kind in spec.features.items() if kind == "numeric"]
     if len(numeric) > 1:
-        row = attrgetter(*map(attribute.get, numeric)) if typed else itemgetter(*numeric)  # type: ignore[arg-type]
+        row = attrgetter(*(attribute[n] for n in numeric)) if typed else itemgetter(*numeric)
         if (matrix := _numeric_matrix(features, row, len(numeric))) is not None:
             raw.update(zip(numeric, matrix, strict=True))
     for name in spec.features:
