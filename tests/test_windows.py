@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from conftest import live
 from prometheus_client import CollectorRegistry
@@ -13,6 +14,7 @@ from monitor.config import KafkaSettings, Topics, WindowSettings, WorkerConfig
 from monitor.core.analyzer import Analyzer
 from monitor.core.columns import Columns
 from monitor.core.profile import Profile
+from monitor.core.sketch import as_array, packed
 from monitor.core.windows import Assembler, Partial, Position, Progress, RenewBaseline, Windowing
 from monitor.export.metrics import Metrics
 from monitor.stream.chunks import Chunk, OpenChunks
@@ -83,6 +85,38 @@ def test_two_readers_and_other_batch_sizes_give_the_same_windows(small_profile: 
     paired = [p for pair in zip(first, second, strict=False) for p in pair]
     interleaved = paired + first[len(second):] + second[len(first):]
     assert assemble(analyzer, interleaved) == assemble(analyzer, one)
+
+
+def test_a_partial_comes_back_from_its_bytes_exactly(small_profile: Profile, data: dict) -> None:
+    analyzer = Analyzer(small_profile)
+    partials = [p for part in range(PARTITIONS) for p in read(analyzer, data[part], part, 0, PER_PARTITION, 100)]
+    for partial in partials:
+        back = Partial.from_bytes(partial.to_bytes())
+        assert (back.source, back.partition, back.first_offset, back.next_offset, back.complete) == (
+            partial.source, partial.partition, partial.first_offset, partial.next_offset, partial.complete)
+        for window, sketch in partial.windows.items():
+            again = back.windows[window]
+            for name in ("counts", "sums", "squares", "sources"):
+                for key, array in getattr(sketch, name).items():
+                    copy = getattr(again, name)[key]
+                    assert copy.dtype == array.dtype and copy.flags.writeable  # merged in place later
+                    np.testing.assert_array_equal(copy, array)
+            np.testing.assert_array_equal(again.slices, sketch.slices)
+            np.testing.assert_array_equal(again.slice_outcomes, sketch.slice_outcomes)
+            assert (again.events, again.gaps) == (sketch.events, sketch.gaps)
+        for window, blocks in partial.blocks.items():
+            for name, counts in blocks.counts.items():
+                np.testing.assert_array_equal(back.blocks[window].counts[name], counts)
+                np.testing.assert_array_equal(back.blocks[window].ends[name], blocks.ends[name])
+    assert assemble(analyzer, [Partial.from_bytes(p.to_bytes()) for p in partials]) == assemble(analyzer, partials)
+
+
+@pytest.mark.parametrize("values", [[0, 1 << 40], [-(1 << 62), 3], [-1, 255], [], [[0.1, np.nan], [-np.inf, 1e300]]])
+def test_packed_arrays_keep_every_value(values: list) -> None:
+    array = np.array(values, dtype=np.float64 if values and isinstance(values[0], list) else np.int64)
+    back = as_array(orjson.loads(orjson.dumps(array, default=packed)), array.dtype.type)
+    assert back.dtype == array.dtype and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)  # NaN as NaN
 
 
 def test_a_restart_that_rereads_a_chunk_counts_it_once(small_profile: Profile, data: dict) -> None:

@@ -81,7 +81,7 @@ class Merger:
         assembler = self.assembler or self._open()
         message = decode(raw)
         if isinstance(message, Partial):
-            late = assembler.add(message, now)
+            late = assembler.add(message, now, raw)
             if late:
                 self.metrics.events.labels("requests", "late").inc(late)
         elif isinstance(message, RenewBaseline):
