@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import orjson
 import pytest
-from conftest import build_profile
+from conftest import build_profile, live
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -161,3 +162,16 @@ def test_each_segment_counts_what_its_own_rows_would(two_field_profile: Profile,
             np.testing.assert_array_equal(whole.counts[name][g], alone.counts[name][0])
         for name in whole.sums:
             np.testing.assert_allclose(whole.sums[name][g], alone.sums[name][0], rtol=1e-9, atol=1e-6)
+
+
+def test_only_a_statistic_past_a_threshold_has_its_bound_simulated(small_profile: Profile) -> None:
+    rng = np.random.default_rng(3)
+    window = live(rng, 3000, shift=1.0)
+    window["score"][rng.random(3000) < 0.1] = np.nan  # missing as often as in the profile
+    analyzer = Analyzer(small_profile)
+    results = analyzer.evaluate(analyzer.sketcher.sketch(window))
+    flagged = {r.feature for r in results if r.severity}
+    keys = cast(list[tuple[tuple[str, int], str, int]], list(analyzer.bounds._cache))
+    simulated = {channel.split(".")[0] for (channel, _), _, _ in keys}
+    assert "amount" in flagged and flagged <= simulated
+    assert not simulated & {"score", "channel", "body"}  # the stable ones: below every threshold

@@ -134,8 +134,12 @@ class Analyzer:
             stats[statistic] = np.where(sizes > 0, values, np.nan)
             threshold = self.settings.threshold(channel.feature, statistic)
             lowered = Threshold(threshold.warning * ratio, threshold.critical * ratio)
+            lowest = min(threshold.warning, lowered.warning)
             for g in np.flatnonzero(sizes >= self.settings.min_events).tolist():
-                value, bound = self._effect(self.bounds, channel, g, statistic, float(values[g]), int(sizes[g]))
+                value = _effect(statistic, float(values[g]))
+                if value < lowest:
+                    continue  # OK whatever the bound: spare its simulation (most statistics of a window)
+                bound = self._bound(self.bounds, channel, g, statistic, int(sizes[g]))
                 verdict = int(judge(value, threshold, bound))
                 hold[g] = max(hold[g], int(judge(value, lowered, bound)))
                 if verdict > severity[g]:
@@ -153,20 +157,18 @@ class Analyzer:
             n = int(counts.sum() if statistic == "missing_rate_change" else counts[:-1].sum())
             if n < self.settings.min_events:
                 continue
-            value = float(statistics.JUDGED[statistic].function(reference, counts, novel))
-            value, bound = self._effect(self.block_bounds, channel, 0, statistic, value, n)
-            worst = max(worst, judge(value, self.settings.threshold(channel.feature, statistic), bound))
+            value = _effect(statistic, float(statistics.JUDGED[statistic].function(reference, counts, novel)))
+            threshold = self.settings.threshold(channel.feature, statistic)
+            if value >= threshold.warning:  # below, OK whatever the bound
+                worst = max(worst, judge(value, threshold, self._bound(self.block_bounds, channel, 0, statistic, n)))
         return worst
 
-    def _effect(self, bounds: NullBounds, channel: Channel, group: int, statistic: str, value: float,
-                n: int) -> tuple[float, float]:
-        """One judged statistic of one group of `n` events: its size (a missing-rate change either
-        way), and the bound that chance stays under, reference sampling noise included."""
-        missing = statistic == "missing_rate_change"
-        reference_rows = int(self._reference_sizes[channel.name][int(missing)][group])
-        bound = bounds.bound((channel.name, group), self._references[channel.name][group], self._novel[channel.name],
-                             statistic, n, reference_rows)
-        return (abs(value) if missing else value), bound
+    def _bound(self, bounds: NullBounds, channel: Channel, group: int, statistic: str, n: int) -> float:
+        """The bound that chance keeps one judged statistic of one group of `n` events under,
+        reference sampling noise included."""
+        reference_rows = int(self._reference_sizes[channel.name][int(statistic == "missing_rate_change")][group])
+        return bounds.bound((channel.name, group), self._references[channel.name][group], self._novel[channel.name],
+                            statistic, n, reference_rows)
 
     def sources(self, sketch: Sketch) -> list[SourceResult]:
         """Per provenance, most events first: events, and accuracy with its interval beside this
@@ -251,3 +253,8 @@ def _atoms(sketch: Sketch, channel: str) -> np.ndarray:
     counts = sketch.counts[channel][:, :-1]
     sums = sketch.sums[channel][:, :-1]
     return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+
+
+def _effect(statistic: str, value: float) -> float:
+    """A judged statistic's size: a missing-rate change counts either way."""
+    return abs(value) if statistic == "missing_rate_change" else value
