@@ -99,8 +99,9 @@ def typed_event(spec: Spec) -> type[msgspec.Struct]:
     features (under `_attributes`) and what else the columns read; a part absent is None, as
     `dict.get` gives."""
     attributes = _attributes(spec)
-    features = msgspec.defstruct("Features", [(attributes[name], _TYPED_KINDS[kind], None)
-                                              for name, kind in spec.features.items()],
+    numeric_first = sorted(spec.features, key=lambda name: spec.features[name] != "numeric")  # see `_numeric_row`
+    features = msgspec.defstruct("Features", [(attributes[name], _TYPED_KINDS[spec.features[name]], None)
+                                              for name in numeric_first],
                                  rename={attribute: name for name, attribute in attributes.items()})
     return msgspec.defstruct("Event", [
         ("model", Literal[spec.model]),  # another model's event goes the slow path, to be named there
@@ -196,7 +197,7 @@ def to_columns(events: Sequence[Any], spec: Spec) -> Columns:
     attribute = _attributes(spec) if typed else {}  # a struct's features are attributes; a dict's, keys
     numeric = [name for name, kind in spec.features.items() if kind == "numeric"]
     if len(numeric) > 1:
-        row = attrgetter(*(attribute[n] for n in numeric)) if typed else itemgetter(*numeric)
+        row = _numeric_row(len(numeric), len(spec.features)) if typed else itemgetter(*numeric)
         if (matrix := _numeric_matrix(features, row, len(numeric))) is not None:
             raw.update(zip(numeric, matrix, strict=True))
     for name in spec.features:
@@ -220,6 +221,14 @@ def to_columns(events: Sequence[Any], spec: Spec) -> Columns:
     provenance = list(map(part("provenance"), events))
     raw[spec.provenance_column] = provenance if any(provenance) else np.full(len(events), None, dtype=object)
     return coerce(raw, spec)
+
+
+def _numeric_row(numeric: int, features: int) -> Callable[[Any], tuple[Any, ...]]:
+    """The numeric feature values of a typed event's features: its first fields (`typed_event`
+    puts them there), read at once (a third faster than by name)."""
+    if numeric == features:
+        return msgspec.structs.astuple
+    return lambda values: msgspec.structs.astuple(values)[:numeric]
 
 
 def _key(name: str) -> Callable[[dict[str, Any]], Any]:
