@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -103,3 +104,30 @@ def test_a_new_category_is_detected_within_a_few_blocks(small_profile: Profile) 
     novel = [d for d in after if d.feature == "channel"]
     assert novel and novel[0].signal == "novel" and novel[0].offset < 20_000 + 300
     assert [d.signal for d in novel].count("novel") == 1  # once as it rises, not at every block
+
+
+def test_the_novel_share_reaches_across_batches_and_skips_empty_blocks(small_profile: Profile,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    detectors = Analyzer(small_profile).detectors
+    channel = next(c for c in detectors.channels if c.name == "amount")
+    seen: list[tuple[list[int], float]] = []
+    update_block = detectors._update_block
+
+    def record(channel: Any, block: list[int], signals: list[float], end: int, novel_share: float) -> list:
+        seen.append((block, novel_share))
+        return update_block(channel, block, signals, end, novel_share)
+
+    warmed = list(detectors._recent["amount"])  # the profile's own blocks: the first shares reach into them
+    monkeypatch.setattr(detectors, "_update_block", record)
+    rng = np.random.default_rng(2)
+    blocks = rng.integers(0, 30, (40, channel.bins.size))
+    blocks[5], blocks[[7, 8]] = 0, [0] * (channel.bins.size - 1) + [9]  # empty; only missing values
+    for batch in np.array_split(np.arange(40), [1, 2, 6, 9, 21, 22]):
+        detectors.update({"amount": blocks[batch]}, {"amount": batch})
+    kept = [b.tolist() for b in blocks if b[:-1].sum()]
+    assert [block for block, _ in seen] == kept
+    every = warmed + kept
+    novel = np.flatnonzero(channel.bins.novel)
+    for i, (_, share) in enumerate(seen, start=len(warmed)):
+        recent = np.array(every[max(i - 2, 0):i + 1])
+        assert share == recent[:, novel].sum() / recent[:, :-1].sum()

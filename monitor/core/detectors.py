@@ -122,7 +122,8 @@ class DriftDetectors:
         self._novel_bins = {c.name: np.flatnonzero(c.bins.novel).tolist() for c in self.channels}
         self._novel_floor = {c.name: min((floor(c, s) for s in self._novel[c.name]), default=0.0)
                              for c in self.channels}
-        self._detectors = {f"{c.name}|{s}": create_detector(settings) for c in self.channels for s in self.SIGNALS}
+        self._keys = {c.name: tuple(f"{c.name}|{s}" for s in self.SIGNALS) for c in self.channels}
+        self._detectors = {key: create_detector(settings) for keys in self._keys.values() for key in keys}
         self._recent = {c.name: deque[list[int]](maxlen=RECENT_BLOCKS) for c in self.channels}
         self._pending: dict[str, int] = {}  # River firings not yet confirmed -> blocks left to confirm them
         self._novel_on: set[str] = set()  # channels whose novel share is at a warning or above
@@ -135,24 +136,26 @@ class DriftDetectors:
             if counts is None:  # a batch from a stream that does not carry this channel
                 continue
             present = counts[:, :-1].sum(axis=1)
+            used = present > 0  # an empty block (all missing) moves no detector
+            counts, present, block_ends = counts[used], present[used], ends[channel.name][used]
             means = (counts @ self._weights[channel.name]) / np.maximum(present, 1)[:, None]
             # In units of the synthetic null's standard error: River's bounds then act on the
             # signal-to-noise ratio, and a block of n events and one of 2n weigh alike.
             null_mean, null_sd = self._null[channel.name]
             means = (means - null_mean) / null_sd * np.sqrt(np.maximum(present, 1))[:, None]
-            rows = zip(counts.tolist(), present.tolist(), means.tolist(), ends[channel.name].tolist(), strict=True)
-            for block, n, signals, end in rows:
-                if n:
-                    found += self._update_block(channel, block, signals, end)
+            shares = self._novel_shares(channel, counts, present).tolist()
+            rows = zip(counts.tolist(), means.tolist(), block_ends.tolist(), shares, strict=True)
+            for block, signals, end, share in rows:
+                found += self._update_block(channel, block, signals, end, share)
         return sorted(found, key=lambda d: d.offset)
 
-    def _update_block(self, channel: Channel, block: list[int], signals: list[float], end: int) -> list[Detection]:
+    def _update_block(self, channel: Channel, block: list[int], signals: list[float], end: int,
+                      novel_share: float) -> list[Detection]:
         """One block through the channel's detectors; a negative `end` marks a warm-up block."""
         self._recent[channel.name].append(block)
         found = []
         effect: Severity | None = None  # of the recent blocks: judged once a block, if a firing waits
-        for signal, value in zip(self.SIGNALS, signals, strict=True):
-            key = f"{channel.name}|{signal}"
+        for signal, key, value in zip(self.SIGNALS, self._keys[channel.name], signals, strict=True):
             detector = self._detectors[key]
             detector.update(value)
             if detector.drift_detected and end >= 0:
@@ -168,19 +171,25 @@ class DriftDetectors:
                     if not self._pending[key]:
                         del self._pending[key]
         if self._novel[channel.name] and end >= 0:
-            novel = self._novel_share(channel) >= self._novel_floor[channel.name] and \
+            novel = novel_share >= self._novel_floor[channel.name] and \
                 self._effect(channel, NOVEL_BLOCKS, self._novel[channel.name]) >= Severity.WARNING
             if novel and channel.name not in self._novel_on:
                 found.append(Detection(channel.feature, channel.name, "novel", "novelty", end))
             (self._novel_on.add if novel else self._novel_on.discard)(channel.name)
         return found
 
-    def _novel_share(self, channel: Channel) -> float:
-        """The novel share of the last `NOVEL_BLOCKS` blocks, in plain Python: it runs every block,
-        and judging (which it spares while the share is below every threshold) costs far more."""
-        recent = list(self._recent[channel.name])[-NOVEL_BLOCKS:]
-        novel = sum(block[i] for block in recent for i in self._novel_bins[channel.name])
-        return novel / max(sum(sum(block[:-1]) for block in recent), 1)
+    def _novel_shares(self, channel: Channel, counts: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """Per block of `counts`, the novel share of it and the blocks before it, `NOVEL_BLOCKS` in
+        all (the first ones reach back into the recent blocks): a block's share below every
+        threshold spares judging it, which costs far more."""
+        before = list(self._recent[channel.name])[-(NOVEL_BLOCKS - 1):]
+        earlier = np.array(before, dtype=np.int64).reshape(len(before), counts.shape[1])
+        novel = np.cumsum(np.concatenate(([0], earlier[:, self._novel_bins[channel.name]].sum(axis=1),
+                                          counts[:, self._novel_bins[channel.name]].sum(axis=1))))
+        total = np.cumsum(np.concatenate(([0], earlier[:, :-1].sum(axis=1), present)))
+        last = np.arange(len(before) + 1, len(total))  # each block's end in the running sums
+        first = np.maximum(last - NOVEL_BLOCKS, 0)
+        return (novel[last] - novel[first]) / np.maximum(total[last] - total[first], 1)
 
     def _effect(self, channel: Channel, blocks: int, statistics: tuple[str, ...]) -> Severity:
         """The severity the channel's last `blocks` blocks would get as a window."""
