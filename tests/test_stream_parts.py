@@ -125,6 +125,21 @@ def test_metric_labels_stay_bounded() -> None:
     assert set(values) == {"r0", "r1", "other"} and values["other"] == pytest.approx(0.3)
 
 
+def test_the_window_after_the_gauges_were_forgotten_shows_again() -> None:
+    metrics = Metrics(CollectorRegistry(), "m", top_k=2)
+
+    def psi_series() -> list[float]:
+        return [s.value for m in metrics.registry.collect() for s in m.samples
+                if s.name == "synthdrift_feature_drift_score" and s.labels["statistic"] == "psi"]
+
+    for psi in (0.3, 0.5):
+        window = [FeatureResult("amount", Group(), "numeric", 100, {"psi": psi}, Severity.WARNING, ())]
+        metrics.record_window(window, [], 1000, DriftSettings(), {})
+        assert psi_series() == [psi]
+        metrics.forget_windows()  # the merger moved away, then came back
+        assert psi_series() == []
+
+
 def test_the_worker_does_not_load_pyarrow() -> None:
     # PyArrow reads training tables only; in a worker it would cost ~30 MB of RSS for nothing.
     script = "import sys, monitor.commands.cli, monitor.stream.app; print(sorted(sys.modules))"

@@ -99,6 +99,7 @@ class Metrics:
                                     "where accuracy falls beyond its bound.", ["model", "slice", "source"],
                                     registry=registry)
         self._gap_values: set[tuple[str, str]] = set()
+        self._series: dict[tuple[Gauge, tuple[str, ...]], Gauge] = {}  # see `_set`
         self._window_gauges = (self.drift_score, self.drift_threshold, self.drift_severity, self.coverage_gap,
                                self.bin_share, self.gap_psi, self.provenance_events, self.accuracy, self.labelled,
                                self.flattery, self.slice_share, self.slice_accuracy)
@@ -113,6 +114,7 @@ class Metrics:
         for gauge in self._window_gauges:
             gauge.clear()
         self._gap_values.clear()
+        self._series.clear()
 
     def record_bins(self, channels: tuple[Channel, ...], groups: tuple[Group, ...], reference: Sketch,
                     live: Sketch, ranks: dict[str, int]) -> None:
@@ -129,8 +131,16 @@ class Metrics:
                     continue  # bins of `other` segments would mix several segments' shapes
                 segment = "all" if group.field is None else group.name
                 for label, before, now in zip(labels, synthetic[g].tolist(), current[g].tolist(), strict=True):
-                    self.bin_share.labels(self.model, channel.name, segment, label, "synthetic").set(before)
-                    self.bin_share.labels(self.model, channel.name, segment, label, "live").set(now)
+                    self._set(self.bin_share, (self.model, channel.name, segment, label, "synthetic"), before)
+                    self._set(self.bin_share, (self.model, channel.name, segment, label, "live"), now)
+
+    def _set(self, gauge: Gauge, labels: tuple[str, ...], value: float) -> None:
+        """`gauge.labels(*labels).set(value)`, the series kept: a window sets thousands of them, and
+        `labels` costs ten times a lookup. For gauges only `forget_windows` clears (which forgets them)."""
+        series = self._series.get((gauge, labels))
+        if series is None:
+            series = self._series[(gauge, labels)] = gauge.labels(*labels)
+        series.set(value)
 
     def segment_label(self, result: FeatureResult, ranks: dict[str, int]) -> str:
         group = result.group
@@ -147,17 +157,17 @@ class Metrics:
             if (result.feature, segment) in seen:
                 continue
             seen.add((result.feature, segment))
-            self.drift_severity.labels(self.model, result.feature, segment, self.reference).set(int(result.severity))
+            self._set(self.drift_severity, (self.model, result.feature, segment, self.reference), int(result.severity))
             for statistic, value in result.stats.items():
                 if value is None:
                     continue
-                self.drift_score.labels(self.model, result.feature, segment, self.reference, statistic).set(value)
+                self._set(self.drift_score, (self.model, result.feature, segment, self.reference, statistic), value)
                 judged = judged_name(statistic)
                 if judged:
                     threshold = settings.threshold(result.feature, judged)
                     for severity in ("warning", "critical"):
-                        self.drift_threshold.labels(self.model, result.feature, segment, self.reference, statistic,
-                                                    severity).set(getattr(threshold, severity))
+                        self._set(self.drift_threshold, (self.model, result.feature, segment, self.reference,
+                                                         statistic, severity), getattr(threshold, severity))
         shares: dict[tuple[str, str], float] = {}
         for rank, gap in enumerate(gaps):
             key = (gap.field, gap.value if rank < self.top_k else "other")
