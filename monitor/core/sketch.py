@@ -216,9 +216,11 @@ class Sketcher:
             return None
         if provenance is not None and not any(provenance.tolist()):
             provenance = None  # none given: all organic, as most traffic is
-        organic = organic_rows(provenance) if provenance is not None else np.ones(rows, dtype=bool)
-        names = np.where(organic, ORGANIC, provenance) if provenance is not None else np.full(rows, ORGANIC)
-        distinct, source = np.unique(names.astype(str), return_inverse=True)
+        if provenance is None:  # all organic: no names to sort
+            organic, distinct, source = np.ones(rows, dtype=bool), np.array([ORGANIC]), np.zeros(rows, dtype=np.intp)
+        else:
+            organic = organic_rows(provenance)
+            distinct, source = np.unique(np.where(organic, ORGANIC, provenance).astype(str), return_inverse=True)
         counts = np.zeros((len(distinct), 3), dtype=np.int64)
         if events:
             counts[:, 0] = np.bincount(source, minlength=len(distinct))
