@@ -36,3 +36,11 @@ def test_it_finds_what_the_binary_search_finds(edges: list[float], values: list[
 def test_edges_it_cannot_search_fail_at_construction(edges: list[float]) -> None:
     with pytest.raises(ValueError, match="sorted"):
         SortedSearch(np.array(edges))
+
+
+def test_edges_too_close_to_scale_take_the_binary_search() -> None:
+    # A span of a few subnormals: (cells - 1) / span overflows to infinity (found by the test above).
+    edges = np.array([-8.25755775647857e-308, 0.0])
+    values = np.array([-1.0, edges[0], -1e-310, 0.0, 1.0])
+    for side in ("left", "right"):
+        assert SortedSearch(edges, side).find(values).tolist() == np.searchsorted(edges, values, side).tolist()

@@ -20,7 +20,7 @@ CELLS = 2048
 
 class SortedSearch:
     """`np.searchsorted(edges, values, side)` for fixed, sorted `edges` (the binary search itself
-    when they span more than float64 holds, as an infinite edge does).
+    when they span more than float64 holds, as an infinite edge does, or too little to scale).
 
     >>> search = SortedSearch(np.array([0.0, 1.0, 1.0, 2.5]))
     >>> values = np.array([-1.0, 0.0, 0.5, 1.0, 2.0, 2.5, 3.0, np.inf, -np.inf, np.nan])
@@ -37,9 +37,11 @@ class SortedSearch:
         self.side = side
         self._low = float(self.edges[0])
         span = float(self.edges[-1]) - self._low
-        self._grid = bool(np.isfinite(span))
-        # Any positive scale keeps the count exact; this one spreads the edges over the cells.
+        # Any positive finite scale keeps the count exact; this one spreads the edges over the
+        # cells. A span too small for it (a few subnormals wide) takes the binary search, as an
+        # infinite one does.
         self._scale = (CELLS - 1) / span if 0 < span < np.inf else 1.0
+        self._grid = bool(np.isfinite(span)) and np.isfinite(self._scale)
         cells = self._cells(self.edges)
         # Per cell, the edges in the cells below, and the first edge in it (NaN if none: it compares
         # false); one more cell, after the grid, for NaN (it sorts after every edge).
