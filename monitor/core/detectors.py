@@ -143,7 +143,7 @@ class DriftDetectors:
             # signal-to-noise ratio, and a block of n events and one of 2n weigh alike.
             null_mean, null_sd = self._null[channel.name]
             means = (means - null_mean) / null_sd * np.sqrt(np.maximum(present, 1))[:, None]
-            shares = self._novel_shares(channel, counts, present).tolist()
+            shares = self._novel_shares(channel, counts).tolist()
             rows = zip(counts.tolist(), means.tolist(), block_ends.tolist(), shares, strict=True)
             for block, signals, end, share in rows:
                 found += self._update_block(channel, block, signals, end, share)
@@ -178,16 +178,15 @@ class DriftDetectors:
             (self._novel_on.add if novel else self._novel_on.discard)(channel.name)
         return found
 
-    def _novel_shares(self, channel: Channel, counts: np.ndarray, present: np.ndarray) -> np.ndarray:
+    def _novel_shares(self, channel: Channel, counts: np.ndarray) -> np.ndarray:
         """Per block of `counts`, the novel share of it and the blocks before it, `NOVEL_BLOCKS` in
         all (the first ones reach back into the recent blocks): a block's share below every
         threshold spares judging it, which costs far more."""
         before = list(self._recent[channel.name])[-(NOVEL_BLOCKS - 1):]
-        earlier = np.array(before, dtype=np.int64).reshape(len(before), counts.shape[1])
-        novel = np.cumsum(np.concatenate(([0], earlier[:, self._novel_bins[channel.name]].sum(axis=1),
-                                          counts[:, self._novel_bins[channel.name]].sum(axis=1))))
-        total = np.cumsum(np.concatenate(([0], earlier[:, :-1].sum(axis=1), present)))
-        last = np.arange(len(before) + 1, len(total))  # each block's end in the running sums
+        blocks = np.vstack((np.array(before, dtype=np.int64).reshape(len(before), counts.shape[1]), counts))
+        novel = np.concatenate(([0], np.cumsum(blocks[:, self._novel_bins[channel.name]].sum(axis=1))))
+        total = np.concatenate(([0], np.cumsum(blocks[:, :-1].sum(axis=1))))
+        last = np.arange(len(before) + 1, len(blocks) + 1)  # each block of `counts`: its end in the running sums
         first = np.maximum(last - NOVEL_BLOCKS, 0)
         return (novel[last] - novel[first]) / np.maximum(total[last] - total[first], 1)
 
