@@ -1,4 +1,4 @@
-"""SortedSearch finds what np.searchsorted finds, for any sorted edges and any values."""
+"""SortedSearch's keys and tables find what np.searchsorted finds, for any sorted edges and any values."""
 
 from __future__ import annotations
 
@@ -18,18 +18,23 @@ edges = st.one_of(st.lists(finite, min_size=1, max_size=120),
 
 
 @settings(max_examples=400, deadline=None)
-@given(edges=edges, values=st.lists(st.floats(), max_size=60), side=st.sampled_from(["left", "right"]),
-       data=st.data())
-def test_it_finds_what_the_binary_search_finds(edges: list[float], values: list[float], side: str,
+@given(edges=edges, other=edges, values=st.lists(st.floats(), max_size=60), data=st.data())
+def test_it_finds_what_the_binary_search_finds(edges: list[float], other: list[float], values: list[float],
                                                data: st.DataObject) -> None:
-    sorted_edges = np.sort(np.array(edges))
+    """One search over two sets of edges (a feature's bin bounds and likeness knots) answers for each, on each side."""
+    sets = [np.sort(np.array(edges)), np.sort(np.array(other))]
     # Values on the edges and a float away from them, where a grid's rounding would show.
     with np.errstate(over="ignore"):
-        near = [v for e in data.draw(st.lists(st.sampled_from(edges), max_size=10))
+        near = [v for e in data.draw(st.lists(st.sampled_from(edges + other), max_size=10))
                 for v in (e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf))]
     asked = np.array(values + near, dtype=np.float64)
-    found = SortedSearch(sorted_edges, side).find(asked)  # type: ignore[arg-type]
-    assert found.tolist() == np.searchsorted(sorted_edges, asked, side).tolist()  # type: ignore[call-overload]
+    for searched in (sets[0], np.sort(np.concatenate(sets))):
+        search = SortedSearch(searched)
+        keys = search.keys(asked)
+        for found_among in sets[:1] if searched is sets[0] else sets:
+            for side in ("left", "right"):
+                found = search.table(found_among, side)[keys]  # type: ignore[arg-type]
+                assert found.tolist() == np.searchsorted(found_among, asked, side).tolist()  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("edges", [[], [2.0, 1.0], [0.0, np.nan]])
@@ -42,5 +47,6 @@ def test_edges_too_close_to_scale_take_the_binary_search() -> None:
     # A span of a few subnormals: (cells - 1) / span overflows to infinity (found by the test above).
     edges = np.array([-8.25755775647857e-308, 0.0])
     values = np.array([-1.0, edges[0], -1e-310, 0.0, 1.0])
+    search = SortedSearch(edges)
     for side in ("left", "right"):
-        assert SortedSearch(edges, side).find(values).tolist() == np.searchsorted(edges, values, side).tolist()
+        assert search.table(edges, side)[search.keys(values)].tolist() == np.searchsorted(edges, values, side).tolist()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -11,9 +11,13 @@ import pytest
 from conftest import build_profile, live
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from realdata import loans
 
 from monitor.core.analyzer import Analyzer
-from monitor.core.columns import Columns, to_labels
+from monitor.core.channels import NumericBins, NumericEncoder
+from monitor.core.columns import Columns, take, to_labels
+from monitor.core.likeness import FEATURE as LIKENESS
+from monitor.core.likeness import _scores
 from monitor.core.profile import Profile
 from monitor.core.severity import Severity
 from monitor.core.sketch import Sketch
@@ -175,3 +179,42 @@ def test_only_a_statistic_past_a_threshold_has_its_bound_simulated(small_profile
     simulated = {channel.split(".")[0] for (channel, _), _, _ in keys}
     assert "amount" in flagged and flagged <= simulated
     assert not simulated & {"score", "channel", "body"}  # the stable ones: below every threshold
+
+
+def test_numeric_channels_encoded_together_bin_as_each_alone(tmp_path: Path) -> None:
+    """The sketcher's one search per feature, among its bin bounds and likeness knots at once, bins
+    every value as each channel does alone: on real loans (spikes at 0, integer features, missing
+    values), and on every edge and knot, a float to either side, infinities and NaN."""
+    spec, columns = loans()
+    profile = build_profile(tmp_path, spec, take(columns, np.arange(5000)))
+    numeric = [name for name, kind in spec.features.items() if kind == "numeric"]
+    likeness = next(c.likeness for c in profile.channels if c.likeness is not None)
+    marks = {name: [np.array([np.inf, -np.inf, np.nan])] for name in numeric}
+    for channel in profile.channels:
+        if channel.column in marks and isinstance(channel.bins, NumericBins):
+            marks[channel.column].append(channel.bins.edges)
+    for name, knots in zip(likeness.features, likeness.knots, strict=True):
+        marks[name].append(knots)
+    with np.errstate(over="ignore"):
+        edges = {name: np.concatenate([(e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf)) for e in found],
+                                      axis=None) for name, found in marks.items()}
+    width = max(map(len, edges.values()))
+    for live_columns in ({name: columns[name][5000:] for name in numeric},
+                         {name: np.resize(e, width) for name, e in edges.items()}):
+        together = NumericEncoder(profile.channels).encode(live_columns)
+        covered = [c for c in profile.channels if c.column in numeric and c.kind == "numeric" and not c.descriptor]
+        assert {c.name for c in covered} == set(together) and len(covered) == len(numeric) + 1  # and likeness
+        for channel in covered:
+            alone = channel.encode(live_columns, {})
+            assert together[channel.name].index.tolist() == alone.index.tolist() == binned(channel.bins, alone.values)
+            np.testing.assert_array_equal(together[channel.name].values, alone.values)
+        scores = np.array([_scores()[np.searchsorted(k, live_columns[f], "left")
+                                     + np.searchsorted(k, live_columns[f], "right")]
+                           for f, k in zip(likeness.features, likeness.knots, strict=True)])
+        scores[np.isnan(np.array([live_columns[f] for f in likeness.features]))] = 0.0  # missing: the median
+        np.testing.assert_array_equal(together[LIKENESS].values, likeness.distance(live_columns, scores))
+
+
+def binned(bins: Any, values: Any) -> list[int]:
+    """A value's numeric bin by its definition: bounds at or below it; missing last."""
+    return np.where(np.isnan(values), bins.interior + 2, np.searchsorted(bins.bounds, values, "right")).tolist()

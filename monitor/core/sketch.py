@@ -16,7 +16,15 @@ from typing import Any, Iterable
 import numpy as np
 
 from monitor.core import slices
-from monitor.core.channels import CategoryBins, Channel, Encoded, NumericBins, PerformanceBins, stream_of
+from monitor.core.channels import (
+    CategoryBins,
+    Channel,
+    Encoded,
+    NumericBins,
+    NumericEncoder,
+    PerformanceBins,
+    stream_of,
+)
 from monitor.core.columns import ORGANIC, Columns, label_codes, organic_rows, take
 from monitor.core.types import Group
 
@@ -181,6 +189,7 @@ class Sketcher:
         self._performance = next((c for c in channels if isinstance(c.bins, PerformanceBins)), None)
         self._group_index = {(g.field, g.value): i for i, g in enumerate(groups)}
         self._segment_fields = tuple(segment_values)
+        self._numeric = NumericEncoder(channels)
 
     def empty(self) -> Sketch:
         n = len(self.groups)
@@ -241,7 +250,8 @@ class Sketcher:
         Each stream's batches add to their own channels and leave the others alone.
         """
         descriptors: dict[str, dict[str, np.ndarray]] = {}
-        return {c.name: c.encode(columns, descriptors) for c in self.channels
+        numeric = self._numeric.encode(columns) if stream in (None, "requests") else {}
+        return {c.name: numeric[c.name] if c.name in numeric else c.encode(columns, descriptors) for c in self.channels
                 if stream is None or stream_of(c) == stream}
 
     def update(self, sketch: Sketch, columns: Columns, encoded: dict[str, Encoded] | None = None,
