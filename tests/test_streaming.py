@@ -5,6 +5,7 @@ The broker is the embedded tansu unless SYNTHDRIFT_TEST_BOOTSTRAP points at anot
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 import threading
@@ -17,7 +18,7 @@ import orjson
 import pytest
 from streaming import Stack, metrics, report, status, wait_for
 
-from monitor.commands.replay import Drift, simulate
+from monitor.commands.replay import Drift, produce, simulate
 from monitor.core import schemas
 from monitor.core.profile import Profile, ProfileSettings, build
 
@@ -148,6 +149,21 @@ def test_predictions_join_their_requests_in_either_order(stack: Stack, profile_p
 
 def window_digests(windows: dict[int, dict]) -> dict[int, tuple[int, str]]:
     return {key: (w["events"], w["digest"]) for key, w in windows.items()}
+
+
+def test_topics_compressed_by_any_codec_are_read(stack: Stack, profile_path: Path) -> None:
+    """Producers compress their batches (Kafka's gzip, snappy, lz4, zstd): a worker that cannot
+    decompress one reads nothing, so every codec is a dependency, not an option."""
+    stack.start_worker()
+    lines = traffic(profile_path)
+    codecs = ("gzip", "snappy", "lz4", "zstd")
+    share = len(lines) // len(codecs)
+    for i, codec in enumerate(codecs):
+        asyncio.run(produce({"bootstrap_servers": stack.bootstrap, "compression_type": codec}, stack.topics,
+                            lines[i * share:(i + 1) * share]))
+    assert sum(w["events"] for w in all_windows(stack, EVENTS).values()) == EVENTS
+    assert stack.metric("synthdrift_events_total", stream="requests", status="valid") == EVENTS
+    assert stack.metric("synthdrift_events_total", status="invalid") == 0
 
 
 def test_two_workers_give_the_same_windows_as_one(stack: Stack, profile_path: Path) -> None:
