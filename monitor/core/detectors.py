@@ -138,27 +138,45 @@ class DriftDetectors:
             present = counts[:, :-1].sum(axis=1)
             used = present > 0  # an empty block (all missing) moves no detector
             counts, present, block_ends = counts[used], present[used], ends[channel.name][used]
-            means = (counts @ self._weights[channel.name]) / np.maximum(present, 1)[:, None]
+            # By einsum's own loop, not BLAS, whose order of sums (so last bits) changes with the
+            # number of blocks: a block's signals must not depend on how the stream was batched.
+            sums = np.einsum("bk,ks->bs", counts, self._weights[channel.name])
+            means = sums / np.maximum(present, 1)[:, None]
             # In units of the synthetic null's standard error: River's bounds then act on the
             # signal-to-noise ratio, and a block of n events and one of 2n weigh alike.
             null_mean, null_sd = self._null[channel.name]
             means = (means - null_mean) / null_sd * np.sqrt(np.maximum(present, 1))[:, None]
-            shares = self._novel_shares(channel, counts).tolist()
-            rows = zip(counts.tolist(), means.tolist(), block_ends.tolist(), shares, strict=True)
-            for block, signals, end, share in rows:
-                found += self._update_block(channel, block, signals, end, share)
+            found += self._update_channel(channel, counts, means, block_ends, self._novel_shares(channel, counts))
         return sorted(found, key=lambda d: d.offset)
 
-    def _update_block(self, channel: Channel, block: list[int], signals: list[float], end: int,
-                      novel_share: float) -> list[Detection]:
-        """One block through the channel's detectors; a negative `end` marks a warm-up block."""
+    def _update_channel(self, channel: Channel, counts: np.ndarray, signals: np.ndarray, ends: np.ndarray,
+                        shares: np.ndarray) -> list[Detection]:
+        """A channel's blocks through its detectors; a negative end marks a warm-up block."""
+        keys = self._keys[channel.name]
+        fired = [_fired(self._detectors[key], values) for key, values in zip(keys, signals.T.tolist(), strict=True)]
+        live = ends >= 0
+        novel = bool(self._novel[channel.name])
+        if not any(key in self._pending for key in keys) and not any(live[i] for hits in fired for i in hits) \
+                and not (novel and (shares[live] >= self._novel_floor[channel.name]).any()):
+            # Nothing to confirm, no novel share to judge (the usual block): only the recent blocks move.
+            self._recent[channel.name].extend(counts[-RECENT_BLOCKS:].tolist())
+            if novel and live.any():
+                self._novel_on.discard(channel.name)
+            return []
+        found = []
+        rows = zip(counts.tolist(), ends.tolist(), shares.tolist(), strict=True)
+        for i, (block, end, share) in enumerate(rows):
+            found += self._confirm(channel, block, [i in hits for hits in fired], end, share)
+        return found
+
+    def _confirm(self, channel: Channel, block: list[int], fired: list[bool], end: int,
+                 novel_share: float) -> list[Detection]:
+        """After one block, the firings its effect confirms, and the novel share if it turned on."""
         self._recent[channel.name].append(block)
         found = []
         effect: Severity | None = None  # of the recent blocks: judged once a block, if a firing waits
-        for signal, key, value in zip(self.SIGNALS, self._keys[channel.name], signals, strict=True):
-            detector = self._detectors[key]
-            detector.update(value)
-            if detector.drift_detected and end >= 0:
+        for signal, key, detected in zip(self.SIGNALS, self._keys[channel.name], fired, strict=True):
+            if detected and end >= 0:
                 self._pending[key] = CONFIRM_BLOCKS
             if key in self._pending:
                 if effect is None:
@@ -287,3 +305,13 @@ def _primitives(data: Any) -> list[Any]:
     if not isinstance(data, list) or not all(isinstance(v, (int, float)) for v in data):
         raise TypeError("expected a list of numbers")
     return data
+
+
+def _fired(detector: DriftDetector, values: list[float]) -> set[int]:
+    """Feeds the values to a River detector, in order; where it fired."""
+    fired = set()
+    for i, value in enumerate(values):
+        detector.update(value)
+        if detector.drift_detected:
+            fired.add(i)
+    return fired
