@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from monitor.core.channels import CategoryBins, Channel, NumericBins
 from monitor.core.columns import ORGANIC
@@ -20,6 +21,35 @@ from monitor.core.types import CoverageGap, Detection, DriftSettings, FeatureRes
 BIN_SERIES = 50  # categories with bin-share series of their own; the rest add to `(other)`
 ACCURACY_NAMES = ("accuracy", "accuracy_low", "accuracy_high", "synthetic_accuracy")
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300)
+
+
+class BinShares:
+    """`synthdrift_feature_bin_share`, made at each scrape from the last window's shares. As gauge
+    series, a window would set thousands of them, and making one costs ~15 us (60 ms for the first
+    window of a 20-feature profile), for the samples a scrape then builds anyway."""
+
+    NAME = "synthdrift_feature_bin_share"
+    HELP = "Share of a feature's values per bin, in the synthetic profile and the last window."
+    LABELS = ("model", "feature", "segment", "bin", "source")
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        # By (channel, segment): the bins' labels, their synthetic shares and their last window's.
+        self.shares: dict[tuple[str, str], tuple[list[str], list[float], list[float]]] = {}
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily(self.NAME, self.HELP, labels=self.LABELS)]
+
+    def collect(self) -> list[Metric]:
+        family = GaugeMetricFamily(self.NAME, self.HELP, labels=self.LABELS)
+        for (channel, segment), (bins, synthetic, live) in self.shares.items():
+            for label, before, now in zip(bins, synthetic, live, strict=True):
+                family.add_metric((self.model, channel, segment, label, "synthetic"), before)
+                family.add_metric((self.model, channel, segment, label, "live"), now)
+        return [family]
+
+    def clear(self) -> None:
+        self.shares.clear()
 
 
 class Metrics:
@@ -71,9 +101,8 @@ class Metrics:
                              ["kind", "outcome"], registry=registry)
         self.alerts = Counter("synthdrift_alerts_total", "Alert events sent, by state.", ["model", "state"],
                               registry=registry)
-        self.bin_share = Gauge("synthdrift_feature_bin_share",
-                               "Share of a feature's values per bin, in the synthetic profile and the last window.",
-                               ["model", "feature", "segment", "bin", "source"], registry=registry)
+        self.bin_share = BinShares(model)
+        registry.register(self.bin_share)
         self.provenance_events = Gauge("synthdrift_provenance_events",
                                        "Events in the last closed window by provenance; only organic ones judge drift.",
                                        ["model", "provenance"], registry=registry)
@@ -130,9 +159,7 @@ class Metrics:
                 if g and ranks.get(group.name, 0) >= self.top_k:
                     continue  # bins of `other` segments would mix several segments' shapes
                 segment = "all" if group.field is None else group.name
-                for label, before, now in zip(labels, synthetic[g].tolist(), current[g].tolist(), strict=True):
-                    self._set(self.bin_share, (self.model, channel.name, segment, label, "synthetic"), before)
-                    self._set(self.bin_share, (self.model, channel.name, segment, label, "live"), now)
+                self.bin_share.shares[(channel.name, segment)] = (labels, synthetic[g].tolist(), current[g].tolist())
 
     def _set(self, gauge: Gauge, labels: tuple[str, ...], value: float) -> None:
         """`gauge.labels(*labels).set(value)`, the series kept: a window sets thousands of them, and
