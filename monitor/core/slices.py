@@ -276,7 +276,11 @@ class _Cells:
         return float(gap[k] * labelled[k])
 
     def _weak_mask(self) -> np.ndarray:
+        if not self.live_outcomes.any():  # no labels: no accuracy to fall
+            return np.zeros(self.live_outcomes[0].size, dtype=bool)
         weak = _weak(*self._accuracy())
+        if not weak.any():  # nothing the comparisons below could leave weak
+            return weak
         live, reference = self.live_outcomes, self.reference_outcomes
         if live.ndim == 2:
             return weak & _falls_beyond(live, reference, live.sum(1, keepdims=True) - live,
