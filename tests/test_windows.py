@@ -182,6 +182,23 @@ def test_the_assembler_state_survives_a_restart(small_profile: Profile, data: di
     assert sum(closed.values()) == PARTITIONS * PER_PARTITION
 
 
+def test_a_word_of_idleness_replayed_after_a_takeover_closes_no_window(small_profile: Profile, data: dict) -> None:
+    """A merger that takes the state over replays the sketches topic from its last commit: the
+    idleness a reader reported before it read more (or died) comes again, and must not close the
+    window whose events that reader, or its successor, has not sent yet."""
+    analyzer = Analyzer(small_profile)
+    store: dict = {}
+    before, chunk = one_partition(analyzer, data, 100)
+    before.store = store
+    before.add(chunk.partial(), now=0)
+    restarted = Assembler(store, analyzer.sketcher.empty(), {"requests": 1}, idle_seconds=5, opened=100)
+    restarted.progress(idle(1), now=100.5)  # the replay: idle then, and caught up with what it had
+    assert restarted.close_ready(now=104) == []
+    assert restarted.close_ready(now=106) == []  # not fresh ever: it was heard as the state reopened
+    restarted.progress(idle(1), now=106)  # the live reader's word
+    assert [w.sketch.events for w in restarted.close_ready(now=106)] == [100]
+
+
 def test_a_partition_holds_its_window_until_its_reader_says_it_is_idle(small_profile: Profile, data: dict) -> None:
     analyzer = Analyzer(small_profile)
     assembler, chunk = one_partition(analyzer, data, CHUNK)

@@ -174,11 +174,16 @@ class Assembler:
     """
 
     def __init__(self, store: MutableMapping[str, Any], empty: Sketch, sources: dict[str, int],
-                 idle_seconds: float) -> None:
+                 idle_seconds: float, opened: float = -math.inf) -> None:
+        """`opened`: when this process took the state over (a restart, a rebalance). It then replays
+        the sketches topic from its last commit: a reader's word of idleness heard within
+        `idle_seconds` of that may be old news (the reader since read more, or died), so none is taken
+        as fresh then, and the windows reloaded count as first seen then."""
         self.store = store
         self.empty = empty
         self.sources = sources  # source topic -> partition count
         self.idle_seconds = idle_seconds
+        self.opened = opened
         self._newest: dict[tuple[str, int], int] = {}  # per partition, the newest window it has events in
         self._positions: dict[tuple[str, int], tuple[Position, float]] = {}  # the last word, and when it came
         self._first_seen: dict[int, float] = {}  # window key -> when a partial first had events in it
@@ -186,9 +191,9 @@ class Assembler:
         for key in list(store):
             raw = store.get(key)
             if str(key).startswith("chunk:") and raw is not None:  # a deleted key may linger as None
-                self._remember(Partial.from_bytes(raw))
+                self._remember(Partial.from_bytes(raw), opened)
 
-    def _remember(self, partial: Partial, now: float = 0.0) -> None:
+    def _remember(self, partial: Partial, now: float) -> None:
         self._chunks[f"chunk:{partial.chunk}"] = partial
         for window in partial.windows:
             self._first_seen.setdefault(window, now)
@@ -226,8 +231,9 @@ class Assembler:
 
     def progress(self, progress: Progress, now: float) -> None:
         """Takes a reader's positions (it sends them after the partials they account for)."""
+        heard = now if now - self.opened >= self.idle_seconds else -math.inf  # perhaps a replay: never fresh
         for position in progress.positions:
-            self._positions[(position.source, position.partition)] = (position, now)
+            self._positions[(position.source, position.partition)] = (position, heard)
 
     def close_ready(self, now: float, judge: Callable[[Window], dict[str, Any]] | None = None) -> list[Window]:
         """The windows that can close now, oldest first, each removed from the open state. `judge`

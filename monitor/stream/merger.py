@@ -78,7 +78,7 @@ class Merger:
     def receive(self, raw: bytes, now: float) -> list[dict[str, Any]]:
         """Takes one message of the sketches topic (a partial or a reader's progress); returns the
         alert events of the windows it let close, to send."""
-        assembler = self.assembler or self._open()
+        assembler = self.assembler or self._open(now)
         message = decode(raw)
         if isinstance(message, Partial):
             late = assembler.add(message, now, raw)
@@ -125,9 +125,9 @@ class Merger:
                           title=f"synthdrift: {self.profile.spec.model}, last window",
                           source=f"window {windows[-1]['label']}, against the {self.metrics.reference} reference")
 
-    def _open(self) -> Assembler:
+    def _open(self, now: float) -> Assembler:
         self.assembler = Assembler(self.store, self.analyzer.sketcher.empty(), self.partitions,
-                                   self.config.window.idle_seconds)
+                                   self.config.window.idle_seconds, opened=now)
         state = self.assembler.judged_state()
         if self.taking and state.get("baseline"):
             self.taken = Sketch.from_json(orjson.loads(state["baseline"]))
