@@ -128,8 +128,9 @@ class WindowSettings:
     seconds: float | None = 60.0
     events: int | None = None
     idle_seconds: float = 10.0
-    # A partition's share of a batch (~5,000) is sketched in one run unless it straddles two chunks:
-    # chunks of 10,000 take 6-10% less CPU an event than 5,000. A restart rereads at most one.
+    # 10,000 takes 6-10% less CPU an event than 5,000 (the default before 2026-12-04): a partition's
+    # ~5,000 of a batch then rarely straddle two chunks, sketched in two runs. A running group may
+    # move to a multiple of its size (OpenChunks.resume), never to a smaller one.
     chunk_events: int = 10_000
     flush_seconds: float = 1.0
 

@@ -31,10 +31,12 @@ def stream(rng_seed: int = 0) -> dict[int, tuple[Columns, np.ndarray]]:
 
 
 def read(analyzer: Analyzer, data: tuple[Columns, np.ndarray], partition: int, start: int, stop: int,
-         batch: int) -> list[Partial]:
-    """What a worker sends while reading offsets [start, stop) in batches: a partial per batch and chunk."""
+         batch: int, size: int = CHUNK) -> list[Partial]:
+    """What a worker sends while reading offsets [start, stop) in batches (resuming at `start`, as
+    after a commit there): a partial per batch and chunk."""
     columns, timestamps = data
-    chunks = OpenChunks(analyzer, WINDOWING, CHUNK)
+    chunks = OpenChunks(analyzer, WINDOWING, size)
+    chunks.resume("requests", partition, start)
     sent = []
     for offset in range(start, stop, batch):
         offsets = list(range(offset, min(offset + batch, stop)))
@@ -197,6 +199,22 @@ def test_a_word_of_idleness_replayed_after_a_takeover_closes_no_window(small_pro
     assert restarted.close_ready(now=106) == []  # not fresh ever: it was heard as the state reopened
     restarted.progress(idle(1), now=106)  # the live reader's word
     assert [w.sketch.events for w in restarted.close_ready(now=106)] == [100]
+
+
+def test_a_group_that_resumes_with_larger_chunks_counts_every_event_once(small_profile: Profile,
+                                                                         data: dict) -> None:
+    """An upgrade from chunks of 200 to 400 (the default went from 5,000 to 10,000): the group
+    committed at 600, the end of a chunk of 200, with the chunk from 600 open in the merger. The
+    new workers resume there in a chunk of their own, [600, 800), that replaces the open one: the
+    windows count what one deployment would (in more chunks)."""
+    analyzer = Analyzer(small_profile)
+    before = [p for part in range(PARTITIONS) for p in read(analyzer, data[part], part, 0, 700, 100, size=200)]
+    after = [p for part in range(PARTITIONS) for p in read(analyzer, data[part], part, 600, PER_PARTITION, 100,
+                                                            size=400)]
+    once = [p for part in range(PARTITIONS) for p in read(analyzer, data[part], part, 0, PER_PARTITION, 100,
+                                                           size=400)]
+    counted = {key: window[:2] for key, window in assemble(analyzer, before + after).items()}
+    assert counted == {key: window[:2] for key, window in assemble(analyzer, once).items()}
 
 
 def test_a_partition_holds_its_window_until_its_reader_says_it_is_idle(small_profile: Profile, data: dict) -> None:

@@ -16,7 +16,8 @@ from monitor.core.windows import Blocks, Partial, Windowing
 
 
 class Chunk:
-    """Sketches the events of one aligned offset range [first, first + size) of one partition."""
+    """Sketches the events of one offset range [first, first + size) of one partition: an aligned one
+    but where a partition resumed at an offset cut at another size (see `OpenChunks.resume`)."""
 
     def __init__(self, analyzer: Analyzer, windowing: Windowing, source: str, partition: int,
                  first_offset: int, size: int) -> None:
@@ -112,8 +113,19 @@ class OpenChunks:
             yield chunk, first, last
             first = last
 
+    def resume(self, source: str, partition: int, offset: int) -> None:
+        """Where a partition resumes: its committed offset, a chunk boundary of the chunk size the
+        group ran with. One cut at another size (a smaller one, before an upgrade) opens a chunk of
+        its own there, with the key and the end of the chunk left open at it: the new versions
+        replace the old, instead of a chunk of this size also counting its events."""
+        if offset % self.size:
+            self.start(source, partition, offset)
+
     def start(self, source: str, partition: int, first_offset: int) -> Chunk:
-        """Opens the partition's chunk that begins at `first_offset`."""
+        """Opens the partition's chunk that begins at `first_offset` and ends where the chunk that
+        holds it does: at a resumed offset cut at another chunk size (see `resume`), the chunk
+        left open there is replaced by one with its first offset and its key."""
+        end = Chunk.start(first_offset, self.size) + self.size
         chunk = self.open[(source, partition)] = Chunk(self.analyzer, self.windowing, source, partition,
-                                                       first_offset, self.size)
+                                                       first_offset, end - first_offset)
         return chunk

@@ -148,10 +148,10 @@ class TrafficReader(ConsumerRebalanceListener):
         if lost:  # only a broker that lost the log forgets a live group's commits
             await self.on_log_lost(lost)
             return
-        size = self.config.window.chunk_events
         lookback = self.config.join.rebuild_events if len(self.sources) > 1 else 0
         for tp, committed in committed_offsets.items():
-            start = Chunk.start(committed, size) if committed else 0
+            start = committed or 0  # a chunk boundary
+            self.chunks.resume(tp.topic, tp.partition, start)
             self.consumer.seek(tp, max(start - lookback, 0))
             self.rebuild_until[tp] = start
             self.heard[tp] = time.monotonic()
