@@ -17,6 +17,7 @@ from monitor.core.detectors import DriftDetectors
 from monitor.core.profile import Profile
 from monitor.core.severity import Severity
 from monitor.core.types import DetectorKind, DetectorSettings, DriftSettings
+from monitor.core.windows import Blocks, Window
 
 
 @pytest.mark.parametrize("kind", ["adwin", "page_hinkley", "kswin"])
@@ -151,3 +152,33 @@ def test_detections_do_not_depend_on_how_blocks_are_batched(small_profile: Profi
         runs.append((found, orjson.dumps(detectors.to_json())))
     assert runs[0][0] and min(d.offset for d in runs[0][0]) >= 6000  # it fires, after the shift only
     assert runs[0] == runs[1] == runs[2]
+
+
+def test_a_window_of_many_parts_detects_as_its_parts_one_by_one(small_profile: Profile) -> None:
+    """The merger feeds a window's blocks in one update (`Window.detect`): the same
+    detections, each at its own partition and offset (partitions share offsets), and the same state
+    as feeding the parts in turn, also where a part lacks a channel."""
+    rng = np.random.default_rng(6)
+    analyzer = Analyzer(small_profile)
+    names = [c.name for c in analyzer.detectors.channels][:2]
+    assert "amount" in names
+
+    def counts(name: str, blocks: int, roll: int) -> np.ndarray:
+        reference = np.roll(analyzer.profile.reference.counts[name][0].astype(float), roll)
+        return rng.multinomial(100, reference / reference.sum(), blocks)
+
+    parts = []
+    for partition, roll in enumerate([0, 3, 0, 3]):  # shifts in partitions 1 and 3
+        ends = np.arange(40) * 100 + 99  # every partition from offset 0
+        blocks = {"amount": counts("amount", 40, roll)}
+        if partition != 1:
+            blocks[names[1]] = counts(names[1], 40, 0)
+        parts.append(("requests", partition, Blocks(blocks, dict.fromkeys(blocks, ends))))
+    one_by_one = analyzer.seeded_detectors()
+    expected = [(source, partition, d.feature, d.signal, d.offset) for source, partition, blocks in parts
+                for d in one_by_one.update(blocks.counts, blocks.ends)]
+    window = analyzer.seeded_detectors()
+    found = Window(0, analyzer.sketcher.empty(), parts).detect(window)
+    assert {partition for _, partition, *_ in expected} == {1, 3}  # offsets interleave: 2,799 in 1, 99 in 3
+    assert [(source, partition, d.feature, d.signal, d.offset) for source, partition, d in found] == expected
+    assert orjson.dumps(window.to_json()) == orjson.dumps(one_by_one.to_json())

@@ -192,11 +192,9 @@ class Merger:
         analyzer, metrics, profile = self.analyzer, self.metrics, self.profile
         results = analyzer.evaluate(window.sketch)
         gaps = analyzer.coverage_gaps(window.sketch)
-        detections = []
-        for source, partition, blocks in window.blocks:
-            found = analyzer.detectors.update(blocks.counts, blocks.ends)
-            detections += [{**d.to_json(), "topic": source, "partition": partition} for d in found]
-            metrics.record_detections(found)
+        located = window.detect(analyzer.detectors)
+        detections = [{**d.to_json(), "topic": source, "partition": partition} for source, partition, d in located]
+        metrics.record_detections([d for *_, d in located])
         metrics.record_window(results, gaps, window.sketch.events, self.config.drift, self._ranks)
         gap_results = results
         if self.gap is not None:
