@@ -165,8 +165,9 @@ def main() -> None:
               f"median of {REPEATS}")
         print(f"  raw aiokafka getmany + orjson.loads: {raw_median:10,.0f} events/s")
         print(f"  synthdrift worker (validate, sketch, judge, metrics): {worker_median:10,.0f} events/s")
-        print(f"  worker / raw: {worker_median / raw_median:.2f}   goals: >= 0.7 and >= 100,000 events/s -> "
-              f"{'met' if worker_median >= max(0.7 * raw_median, 100_000) else 'NOT met'}")
+        ratio = worker_median / raw_median
+        print(f"  worker / raw: {ratio:.2f}   goal >= 0.7 -> {'met' if ratio >= 0.7 else 'NOT met'}; "
+              f">= 100,000 events/s (on a quiet machine) -> {'met' if worker_median >= 100_000 else 'NOT met'}")
         print(f"  worker peak RSS: {third_median:.0f} MiB a third of the way, {peak_median:.0f} MiB at the end "
               f"(goal < 300 MiB and flat) -> "
               f"{'met' if peak_median < 300 and peak_median < 1.2 * third_median else 'NOT met'}")
