@@ -96,7 +96,7 @@ class Stack:
     def send(self, records: Iterable[tuple[int, bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
         """Sends raw records to the requests topic as they are: (partition, value, key, headers), each
         stamped with its event's timestamp when it has one."""
-        asyncio.run(_send(self.bootstrap, self.topics.requests, records))
+        asyncio.run(send_records(self.bootstrap, self.topics.requests, records))
 
     def windows(self) -> dict[int, dict[str, Any]]:
         """Closed windows by key, from every live worker of this deployment."""
@@ -159,7 +159,7 @@ def metrics(port: int, *names: str) -> list[Any]:
     return list(text_string_to_metric_families(body.decode())) if body else []
 
 
-async def _send(bootstrap: str, topic: str,
+async def send_records(bootstrap: str, topic: str,
                 records: Iterable[tuple[int, bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 << 20, linger_ms=20)
     await producer.start()

@@ -7,20 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import random
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 import pytest
-from streaming import Stack, metrics, report, status, wait_for
+from prometheus_client import CollectorRegistry
+from streaming import Stack, metrics, report, send_records, status, wait_for
 
 from monitor.commands.replay import Drift, produce, simulate
+from monitor.config import KafkaSettings, Topics, WindowSettings, WorkerConfig
 from monitor.core import schemas
+from monitor.core.analyzer import Analyzer
 from monitor.core.profile import Profile, ProfileSettings, build
+from monitor.core.windows import Partial, decode
+from monitor.export.metrics import Metrics
+from monitor.stream.reader import TrafficReader
+from monitor.stream.topics import ensure_topics, topics_to_create
 
 EVENTS, SHIFT, START = 8000, 4000, 1_700_000_000.0  # 1 ms apart: 2-second windows of 2,000 events
 DRIFT = [Drift("amount", "shift", 2.0), Drift("language", "new", 0.2, "es")]
@@ -297,3 +306,70 @@ def test_joined_labels_reach_the_language_of_their_request_text(bootstrap: str, 
         assert sum(v for k, v in labelled.items() if k.startswith("body.language=")) > 500, labelled
     finally:
         stack.stop()
+
+
+async def test_a_rebalance_in_the_middle_of_a_batch_starts_no_chunk_in_its_middle(
+        bootstrap: str, requests_profile_path: Path, tmp_path: Path) -> None:
+    # aiokafka runs a rebalance's callbacks while the reader awaits a delivery, here the last
+    # version of one partition's chunk. The rebalance seeks both partitions back to their commits,
+    # while the reader still holds the other partition's records fetched before, which start in
+    # the middle of a chunk: sketched, that chunk's last version would lack its first events.
+    profile = Profile.load(requests_profile_path)
+    suffix = uuid.uuid4().hex[:8]
+    config = WorkerConfig(profile=requests_profile_path, kafka=KafkaSettings(bootstrap_servers=bootstrap, partitions=2),
+                          topics=Topics(**{name: f"r{suffix}.{name}" for name in Topics.__dataclass_fields__}),
+                          window=WindowSettings(chunk_events=500, flush_seconds=0.1))
+    await ensure_topics(config.kafka.client_options(), topics_to_create(config, profile.spec))
+    events = [orjson.dumps(e) for e in simulate(profile, 3500, [], 0, seed=3, start_time=START)]
+    partials: list[Partial] = []
+    rebalance = asyncio.Event()  # set: the next last version of a chunk comes with a rebalance
+
+    class Sketches:
+        async def send(self, key: bytes, value: bytes) -> asyncio.Future[None]:
+            message = decode(value)
+            if isinstance(message, Partial):
+                partials.append(message)
+                if message.complete and rebalance.is_set():
+                    rebalance.clear()
+                    assigned = list(reader.assigned)
+                    await reader.on_partitions_revoked(assigned)
+                    await reader.on_partitions_assigned(assigned)
+            delivered = asyncio.get_running_loop().create_future()
+            delivered.set_result(None)
+            return delivered
+
+    async def never(lost: list[Any]) -> None:
+        raise AssertionError("no log is lost here")
+
+    def read_to(offset: int) -> bool:  # both partitions' chunks sent up to `offset`
+        return {p.partition for p in partials if p.next_offset == offset} == {0, 1}
+
+    def records(part: list[bytes]) -> list[tuple[int, bytes | None, bytes | None, list[tuple[str, bytes]]]]:
+        return [(i % 2, e, None, []) for i, e in enumerate(part)]  # two partitions, in turn
+
+    reader = TrafficReader(config, profile.spec, Analyzer(profile), Metrics(CollectorRegistry(), "m", 10), "app",
+                           Sketches(), never)  # type: ignore[arg-type]
+    threshold = gc.get_threshold()
+    reading = asyncio.create_task(reader.run())
+    try:
+        # 1,250 events a partition: two chunks complete and committed, a third a quarter read.
+        await send_records(bootstrap, config.topics.requests, records(events[:2500]))
+        await until(lambda: read_to(1250) and len(reader.committed) == 2 and not reader.commits, 30)
+        rebalance.set()  # then 500 more a partition, fetched in one batch
+        await send_records(bootstrap, config.topics.requests, records(events[2500:]))
+        await until(lambda: read_to(1750) and not rebalance.is_set(), 30)
+    finally:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+    short = [(p.partition, p.first_offset, p.next_offset) for p in partials
+             if sum(s.events for s in p.windows.values()) != p.next_offset - p.first_offset]
+    assert not short, short
+
+
+async def until(check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not reached within {timeout:.0f} s"
+        await asyncio.sleep(0.05)

@@ -61,6 +61,8 @@ class TrafficReader(ConsumerRebalanceListener):
         self.key = spec.model.encode()
         self.sources = sources(config.topics, spec)
         self.assigned: set[TopicPartition] = set()
+        self.assignments = 0  # partition assignments so far: a batch fetched before the last is stale
+        self.resumed: dict[TopicPartition, int] = {}  # where the last assignment sought each partition
         # Without joins, requests are only ever columns: typed structs, decoded in one pass.
         self.parsers = {stream: EventParser(spec, stream, config.max_event_bytes, structs=len(self.sources) == 1)
                         for stream in self.sources.values()}
@@ -105,15 +107,23 @@ class TrafficReader(ConsumerRebalanceListener):
                     if rewind:  # in the loop: rewinding asks Kafka for the commits, and may fail too
                         await self._rewind()
                         rewind = False
+                    assignment = self.assignments
                     batches = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
                     now = time.monotonic()
                     if now - polled > STALL_SECONDS:
                         self.heard = dict.fromkeys(self.heard, now)
                     polled = now
                     for tp, records in batches.items():
-                        if tp in self.assigned:
-                            self.heard[tp] = now
-                            await self._process(tp, records)
+                        if tp not in self.assigned:
+                            continue
+                        if assignment != self.assignments:
+                            # A rebalance came while this batch was fetched or an earlier partition's
+                            # chunk sent, and began every chunk again from its commit: these records
+                            # would start one in its middle. Read them again from there.
+                            self.consumer.seek(tp, self.resumed[tp])
+                            continue
+                        self.heard[tp] = now
+                        await self._process(tp, records)
                     self._expire_joins()
                     if time.monotonic() - flushed >= self.config.window.flush_seconds:
                         await self._flush()
@@ -130,6 +140,7 @@ class TrafficReader(ConsumerRebalanceListener):
         for tp in revoked:
             self.assigned.discard(tp)
             self.heard.pop(tp, None)
+            self.resumed.pop(tp, None)
             self.chunks.open.pop(tp, None)  # the next owner rebuilds the chunk from its first offset
             self.commits.pop(tp, None)
             self.finals.pop(tp, None)
@@ -148,11 +159,13 @@ class TrafficReader(ConsumerRebalanceListener):
         if lost:  # only a broker that lost the log forgets a live group's commits
             await self.on_log_lost(lost)
             return
+        self.assignments += 1
         lookback = self.config.join.rebuild_events if len(self.sources) > 1 else 0
         for tp, committed in committed_offsets.items():
             start = committed or 0  # a chunk boundary
             self.chunks.resume(tp.topic, tp.partition, start)
-            self.consumer.seek(tp, max(start - lookback, 0))
+            self.resumed[tp] = max(start - lookback, 0)
+            self.consumer.seek(tp, self.resumed[tp])
             self.rebuild_until[tp] = start
             self.heard[tp] = time.monotonic()
             self.assigned.add(tp)
