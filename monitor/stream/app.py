@@ -11,13 +11,14 @@ Delivery is at-least-once; counting is exactly-once: see `monitor.core.windows`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -33,6 +34,7 @@ from monitor.export.metrics import Metrics
 from monitor.export.report import render as render_report
 from monitor.stream.merger import Merger
 from monitor.stream.reader import TrafficReader
+from monitor.stream.table import WrittenTable
 from monitor.stream.topics import app_id, changelog, delete_topics
 
 log = logging.getLogger("synthdrift.worker")
@@ -62,12 +64,13 @@ def create_app(config: WorkerConfig, profile: Profile, baseline: Profile | None 
         broker_rebalance_timeout=10,
         broker_session_timeout=10,
         broker_heartbeat_interval=1,
+        Table=WrittenTable,
     )
     sketches = app.topic(config.topics.sketches, key_serializer="raw", value_serializer="raw",
                          partitions=kafka.partitions)
     alerts = app.topic(config.topics.alerts, key_serializer="raw", value_serializer="raw",
                        partitions=kafka.partitions)
-    state = app.Table("merger", default=None, partitions=kafka.partitions)  # JSON keys and values
+    state = cast(WrittenTable, app.Table("merger", default=None, partitions=kafka.partitions))  # JSON keys and values
     merger = Merger(config, profile, analyzer, metrics, state, Analyzer(profile, config.drift) if baseline else None)
     reader = TrafficReader(config, profile.spec, analyzer, metrics, app.conf.id, sketches,
                            functools.partial(restart, config, profile.spec))
@@ -79,8 +82,11 @@ def create_app(config: WorkerConfig, profile: Profile, baseline: Profile | None 
     @app.agent(sketches)
     async def merge(stream: StreamT[bytes]) -> None:
         async for raw in stream:
-            for event in merger.receive(raw, time.monotonic()):
-                await alerts.send(key=model.encode(), value=orjson.dumps(event))
+            sent = [await alerts.send(key=model.encode(), value=orjson.dumps(event))
+                    for event in merger.receive(raw, time.monotonic())]
+            # Faust acks this message as the loop moves on, and may then commit its offset: what
+            # it left (state, alerts) must be in Kafka first (see `monitor.stream.table`).
+            await asyncio.gather(state.written(), *sent)
 
     @app.task
     async def read_traffic() -> None:
