@@ -49,8 +49,13 @@ def traffic(profile_path: Path, events: int = EVENTS, seed: int = 1) -> list[byt
 
 def all_windows(stack: Stack, events: int) -> dict[int, dict]:
     """Waits until the windows closed hold every event, and returns them."""
-    return wait_for(lambda: (w := stack.windows()) and sum(x["events"] for x in w.values()) >= events and w,
-                    90, f"windows holding {events} events")
+    try:
+        return wait_for(lambda: (w := stack.windows()) and sum(x["events"] for x in w.values()) >= events and w,
+                        90, f"windows holding {events} events")
+    except AssertionError as timeout:  # what came instead: which window is short, or missing
+        closed = {key: w["events"] for key, w in sorted(stack.windows().items())}
+        late = stack.metric("synthdrift_events_total", stream="requests", status="late")
+        raise AssertionError(f"{timeout}; closed: {closed}, late: {late:.0f}") from None
 
 
 def test_drift_reaches_metrics_and_alert_events(stack: Stack, profile_path: Path) -> None:

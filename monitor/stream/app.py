@@ -86,7 +86,7 @@ def create_app(config: WorkerConfig, profile: Profile, baseline: Profile | None 
                     for event in merger.receive(raw, time.monotonic())]
             # Faust acks this message as the loop moves on, and may then commit its offset: what
             # it left (state, alerts) must be in Kafka first (see `monitor.stream.table`).
-            await asyncio.gather(state.written(), *sent)
+            await asyncio.gather(state.written(), *sent, return_exceptions=True)  # failures: Faust logs them
 
     @app.task
     async def read_traffic() -> None:

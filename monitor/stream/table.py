@@ -28,7 +28,8 @@ class WrittenTable(faust.Table):
         return sending
 
     async def written(self) -> None:
-        """Returns once every change made so far is in the changelog (acknowledged by the broker)."""
+        """Returns once every change made so far is in the changelog, or failed to get there (the
+        broker away: Faust logs each failure, and this process's table stays right)."""
         unwritten, self._unwritten = self._unwritten, []
         if unwritten:
-            await asyncio.gather(*unwritten)
+            await asyncio.gather(*unwritten, return_exceptions=True)
