@@ -62,7 +62,6 @@ class TrafficReader(ConsumerRebalanceListener):
         self.sources = sources(config.topics, spec)
         self.assigned: set[TopicPartition] = set()
         self.assignments = 0  # partition assignments so far: a batch fetched before the last is stale
-        self.resumed: dict[TopicPartition, int] = {}  # where the last assignment sought each partition
         # Without joins, requests are only ever columns: typed structs, decoded in one pass.
         self.parsers = {stream: EventParser(spec, stream, config.max_event_bytes, structs=len(self.sources) == 1)
                         for stream in self.sources.values()}
@@ -70,6 +69,8 @@ class TrafficReader(ConsumerRebalanceListener):
         self.chunks = OpenChunks(analyzer, config.window.windowing(config.kafka.partitions), config.window.chunk_events)
         self.heard: dict[TopicPartition, float] = {}  # per partition, when a poll last returned records
         self.rebuild_until: dict[TopicPartition, int] = {}  # offsets below: already counted, for joins only
+        # With joins, events reread before a resume point into the join buffer only.
+        self.lookback = config.join.rebuild_events if len(self.sources) > 1 else 0
         self.pending: list[Awaitable[Any]] = []  # partials and dead letters not yet acknowledged
         self.commits: dict[TopicPartition, int] = {}  # chunks completed, committed once `pending` is settled
         self.finals: dict[TopicPartition, Awaitable[Any]] = {}  # the delivery of each partition's last complete chunk
@@ -120,7 +121,7 @@ class TrafficReader(ConsumerRebalanceListener):
                             # A rebalance came while this batch was fetched or an earlier partition's
                             # chunk sent, and began every chunk again from its commit: these records
                             # would start one in its middle. Read them again from there.
-                            self.consumer.seek(tp, self.resumed[tp])
+                            self._seek_resume(tp)
                             continue
                         self.heard[tp] = now
                         await self._process(tp, records)
@@ -140,7 +141,6 @@ class TrafficReader(ConsumerRebalanceListener):
         for tp in revoked:
             self.assigned.discard(tp)
             self.heard.pop(tp, None)
-            self.resumed.pop(tp, None)
             self.chunks.open.pop(tp, None)  # the next owner rebuilds the chunk from its first offset
             self.commits.pop(tp, None)
             self.finals.pop(tp, None)
@@ -160,15 +160,18 @@ class TrafficReader(ConsumerRebalanceListener):
             await self.on_log_lost(lost)
             return
         self.assignments += 1
-        lookback = self.config.join.rebuild_events if len(self.sources) > 1 else 0
         for tp, committed in committed_offsets.items():
             start = committed or 0  # a chunk boundary
             self.chunks.resume(tp.topic, tp.partition, start)
-            self.resumed[tp] = max(start - lookback, 0)
-            self.consumer.seek(tp, self.resumed[tp])
             self.rebuild_until[tp] = start
+            self._seek_resume(tp)
             self.heard[tp] = time.monotonic()
             self.assigned.add(tp)
+
+    def _seek_resume(self, tp: TopicPartition) -> None:
+        """Reads the partition again from where its assignment resumed it (the lookback before)."""
+        assert self.consumer is not None
+        self.consumer.seek(tp, max(self.rebuild_until[tp] - self.lookback, 0))
 
     async def _process(self, tp: TopicPartition, records: list[ConsumerRecord[Any, bytes]]) -> None:
         started = time.perf_counter()
