@@ -318,6 +318,24 @@ def test_the_merger_judges_closed_windows_and_a_successor_reports_them(small_pro
         (w["key"], w["events"], w["digest"]) for w in status["windows"]]
 
 
+def test_the_offset_merged_up_to_is_kept_with_the_state(small_profile: Profile, data: dict, tmp_path: Path) -> None:
+    # A successor (a restart, a takeover) knows from the state alone which sketches messages were
+    # merged: Faust's committed offset can lie past messages it skipped.
+    config = WorkerConfig(profile=tmp_path / "profile.json", topics=Topics(requests="requests"),
+                          window=WindowSettings(idle_seconds=5), kafka=KafkaSettings(partitions=PARTITIONS))
+    store: dict = {}
+
+    def merger() -> Merger:
+        return Merger(config, small_profile, Analyzer(small_profile), Metrics(CollectorRegistry(), "small", 10), store)
+
+    first = merger()
+    assert first.next_offset(2) is None
+    partials = read(first.analyzer, data[0], 0, 0, PER_PARTITION, 300)
+    for offset, partial in enumerate(partials, start=40):
+        first.receive(partial.to_bytes(), now=0, partition=2, offset=offset)
+    assert (merger().next_offset(2), merger().next_offset(1)) == (40 + len(partials), None)
+
+
 def test_a_log_that_begins_again_is_read_as_new_traffic(small_profile: Profile, data: dict) -> None:
     # The topic was recreated (or an in-memory broker restarted): offsets start at 0 again, with
     # newer events. Its chunks are not rereads of the old log's, though their offsets are.

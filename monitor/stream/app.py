@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import faust
 import orjson
+from aiokafka import TopicPartition
 from faust.types import StreamT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -35,7 +36,7 @@ from monitor.export.report import render as render_report
 from monitor.stream.merger import Merger
 from monitor.stream.reader import TrafficReader
 from monitor.stream.table import WrittenTable
-from monitor.stream.topics import app_id, changelog, delete_topics
+from monitor.stream.topics import app_id, changelog, delete_topics, read_range
 
 log = logging.getLogger("synthdrift.worker")
 HEALTH_SILENCE_SECONDS = 30.0
@@ -81,12 +82,24 @@ def create_app(config: WorkerConfig, profile: Profile, baseline: Profile | None 
 
     @app.agent(sketches)
     async def merge(stream: StreamT[bytes]) -> None:
-        async for raw in stream:
-            sent = [await alerts.send(key=model.encode(), value=orjson.dumps(event))
-                    for event in merger.receive(raw, time.monotonic())]
-            # Faust acks this message as the loop moves on, and may then commit its offset: what
-            # it left (state, alerts) must be in Kafka first (see `monitor.stream.table`).
-            await asyncio.gather(state.written(), *sent, return_exceptions=True)  # failures: Faust logs them
+        async for event in stream.events():
+            tp, offset = event.message.tp, event.message.offset
+            expected = merger.next_offset(tp.partition)
+            if expected is not None and offset < expected:
+                continue  # merged already: a replay after a restart or takeover
+            messages = [(offset, event.value)]
+            if expected is not None and offset > expected:  # what Faust skipped (see `monitor.stream.merger`)
+                skipped = await read_range(kafka.client_options(), TopicPartition(tp.topic, tp.partition),
+                                           expected, offset)
+                log.warning("read back %d messages of %s/%d (offsets %d to %d) that Faust skipped",
+                            len(skipped), tp.topic, tp.partition, expected, offset - 1)
+                messages[:0] = [(record.offset, record.value) for record in skipped]
+            for message_offset, raw in messages:
+                sent = [await alerts.send(key=model.encode(), value=orjson.dumps(alert))
+                        for alert in merger.receive(raw, time.monotonic(), tp.partition, message_offset)]
+                # Faust acks this message as the loop moves on, and may then commit its offset: what
+                # it left (state, alerts) must be in Kafka first (see `monitor.stream.table`).
+                await asyncio.gather(state.written(), *sent, return_exceptions=True)  # failures: Faust logs them
 
     @app.task
     async def read_traffic() -> None:

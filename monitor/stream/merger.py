@@ -4,7 +4,12 @@ Partials (a few per second) reach one merger per model through the Faust topic `
 merger keeps its state in a store (the Faust table `merger`, whose changelog lets whichever worker
 takes over recover it): the newest version of every open chunk, the late count, and the last
 closed window with the detector and alert states and window figures that judging it left (in one
-write), all as data (JSON), never pickle.
+write), and the offset of the last sketches message merged, all as data (JSON), never pickle.
+
+That offset is the merger's own: Faust may skip messages after a restart (it resumes fetching before
+it seeks to the committed offsets, then clears the queue the fetched messages wait in), and it
+commits past such a gap, so its committed offset says nothing of what was merged. The agent reads
+what Faust skipped back from the topic, and drops what was merged already (see `next_offset`).
 """
 
 from __future__ import annotations
@@ -75,9 +80,15 @@ class Merger:
         self.assembler = None
         self.metrics.forget_windows()
 
-    def receive(self, raw: bytes, now: float) -> list[dict[str, Any]]:
-        """Takes one message of the sketches topic (a partial or a reader's progress); returns the
-        alert events of the windows it let close, to send."""
+    def next_offset(self, partition: int) -> int | None:
+        """The offset of the next sketches message of `partition` to merge (None before the first)."""
+        merged = self.store.get(f"merged:{partition}")
+        return None if merged is None else int(merged) + 1
+
+    def receive(self, raw: bytes, now: float, partition: int | None = None,
+                offset: int | None = None) -> list[dict[str, Any]]:
+        """Takes one message of the sketches topic (a partial or a reader's progress), at `offset`
+        of `partition`; returns the alert events of the windows it let close, to send."""
         assembler = self.assembler or self._open(now)
         message = decode(raw)
         if isinstance(message, Partial):
@@ -95,6 +106,8 @@ class Merger:
             return self._state()
 
         assembler.close_ready(now, judge)
+        if offset is not None:  # written last: a recovery that has it has the message's every change
+            self.store[f"merged:{partition}"] = offset
         return events
 
     def status(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from monitor.config import Topics, WorkerConfig
@@ -64,3 +65,22 @@ async def delete_topics(client_options: dict[str, Any], names: list[str]) -> Non
         await admin.delete_topics(names)
     finally:
         await admin.close()
+
+
+async def read_range(client_options: dict[str, Any], tp: TopicPartition, first: int,
+                     end: int) -> list[ConsumerRecord[bytes, bytes]]:
+    """The records of one partition at offsets [first, end), read without a consumer group. The
+    record at `end` must exist (it was read): the loop ends once it is reached."""
+    # Earliest: where retention deleted the start of the range, what is left of it.
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest", **client_options)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, first)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            records += [record for record in batch.get(tp, []) if record.offset < end]
+        return records
+    finally:
+        await consumer.stop()
