@@ -91,8 +91,8 @@ def create_app(config: WorkerConfig, profile: Profile, baseline: Profile | None 
             if expected is not None and offset > expected:  # what Faust skipped (see `monitor.stream.merger`)
                 skipped = await read_range(kafka.client_options(), TopicPartition(tp.topic, tp.partition),
                                            expected, offset)
-                log.warning("read back %d messages of %s/%d (offsets %d to %d) that Faust skipped",
-                            len(skipped), tp.topic, tp.partition, expected, offset - 1)
+                log.warning("read back offsets %d to %d of %s/%d, which Faust skipped (%d records)",
+                            expected, offset - 1, tp.topic, tp.partition, len(skipped))
                 messages[:0] = [(record.offset, record.value) for record in skipped]
             for message_offset, raw in messages:
                 sent = [await alerts.send(key=model.encode(), value=orjson.dumps(alert))
