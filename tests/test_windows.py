@@ -320,7 +320,8 @@ def test_the_merger_judges_closed_windows_and_a_successor_reports_them(small_pro
 
 def test_the_offset_merged_up_to_is_kept_with_the_state(small_profile: Profile, data: dict, tmp_path: Path) -> None:
     # A successor (a restart, a takeover) knows from the state alone which sketches messages were
-    # merged: Faust's committed offset can lie past messages it skipped.
+    # merged: Faust's committed offset can lie past messages it skipped. A progress that closes no
+    # window changes nothing, and is not recorded (an idle reader sends one every flush).
     config = WorkerConfig(profile=tmp_path / "profile.json", topics=Topics(requests="requests"),
                           window=WindowSettings(idle_seconds=5), kafka=KafkaSettings(partitions=PARTITIONS))
     store: dict = {}
@@ -334,6 +335,10 @@ def test_the_offset_merged_up_to_is_kept_with_the_state(small_profile: Profile, 
     for offset, partial in enumerate(partials, start=40):
         first.receive(partial.to_bytes(), now=0, partition=2, offset=offset)
     assert (merger().next_offset(2), merger().next_offset(1)) == (40 + len(partials), None)
+    first.receive(idle(PARTITIONS).to_bytes(), now=1, partition=2, offset=70)  # idle too briefly: nothing closes
+    assert (first.next_offset(2), merger().next_offset(2)) == (71, 40 + len(partials))
+    first.receive(idle(PARTITIONS).to_bytes(), now=10, partition=2, offset=71)
+    assert first.status()["windows"] and merger().next_offset(2) == 72
 
 
 def test_a_log_that_begins_again_is_read_as_new_traffic(small_profile: Profile, data: dict) -> None:

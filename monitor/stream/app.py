@@ -88,12 +88,13 @@ def create_app(config: WorkerConfig, profile: Profile, baseline: Profile | None 
             if expected is not None and offset < expected:
                 continue  # merged already: a replay after a restart or takeover
             messages = [(offset, event.value)]
-            if expected is not None and offset > expected:  # what Faust skipped (see `monitor.stream.merger`)
-                skipped = await read_range(kafka.client_options(), TopicPartition(tp.topic, tp.partition),
-                                           expected, offset)
-                log.warning("read back offsets %d to %d of %s/%d, which Faust skipped (%d records)",
-                            expected, offset - 1, tp.topic, tp.partition, len(skipped))
-                messages[:0] = [(record.offset, record.value) for record in skipped]
+            if expected is not None and offset > expected:  # Faust skipped some? (see `monitor.stream.merger`)
+                behind = await read_range(kafka.client_options(), TopicPartition(tp.topic, tp.partition),
+                                          expected, offset)
+                log.info("read back offsets %d to %d of %s/%d, after the last message merged and before the "
+                         "first one Faust handed over (%d records)", expected, offset - 1, tp.topic, tp.partition,
+                         len(behind))
+                messages[:0] = [(record.offset, record.value) for record in behind]
             for message_offset, raw in messages:
                 sent = [await alerts.send(key=model.encode(), value=orjson.dumps(alert))
                         for alert in merger.receive(raw, time.monotonic(), tp.partition, message_offset)]

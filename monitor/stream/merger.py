@@ -4,12 +4,15 @@ Partials (a few per second) reach one merger per model through the Faust topic `
 merger keeps its state in a store (the Faust table `merger`, whose changelog lets whichever worker
 takes over recover it): the newest version of every open chunk, the late count, and the last
 closed window with the detector and alert states and window figures that judging it left (in one
-write), and the offset of the last sketches message merged, all as data (JSON), never pickle.
+write), and the offset of the last sketches message that changed it, all as data (JSON), never
+pickle.
 
 That offset is the merger's own: Faust may skip messages after a restart (it resumes fetching before
 it seeks to the committed offsets, then clears the queue the fetched messages wait in), and it
 commits past such a gap, so its committed offset says nothing of what was merged. The agent reads
-what Faust skipped back from the topic, and drops what was merged already (see `next_offset`).
+back from the topic what lies between that offset and the message Faust hands it, and drops what
+was merged already (see `next_offset`). A progress that closes no window changes nothing and is
+not recorded (an idle reader sends one every flush): read back after a restart, it is old news.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from monitor.core.severity import Severity
 from monitor.core.sketch import Sketch
 from monitor.core.slices import Slice
 from monitor.core.types import FeatureResult, SourceResult
-from monitor.core.windows import Assembler, Partial, RenewBaseline, Window, decode
+from monitor.core.windows import Assembler, Partial, Progress, RenewBaseline, Window, decode
 from monitor.export.alerts import alert_event, slice_alert_event
 from monitor.export.metrics import Metrics
 from monitor.export.report import ReportData
@@ -62,6 +65,7 @@ class Merger:
         self.store = store
         self.partitions = dict.fromkeys(sources(config.topics, profile.spec), config.kafka.partitions)
         self.assembler: Assembler | None = None
+        self.merged: dict[int, int] = {}  # per sketches partition, the last offset this process merged
         self.alert_states = AlertStates(config.alerts)
         self.slice_states = SliceStates(config.alerts)
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_WINDOWS)
@@ -81,9 +85,10 @@ class Merger:
         self.metrics.forget_windows()
 
     def next_offset(self, partition: int) -> int | None:
-        """The offset of the next sketches message of `partition` to merge (None before the first)."""
-        merged = self.store.get(f"merged:{partition}")
-        return None if merged is None else int(merged) + 1
+        """The offset after the last sketches message of `partition` merged: by this process, or
+        one that changed the state (None before the first)."""
+        merged = [int(o) for o in (self.store.get(f"merged:{partition}"), self.merged.get(partition)) if o is not None]
+        return max(merged) + 1 if merged else None
 
     def receive(self, raw: bytes, now: float, partition: int | None = None,
                 offset: int | None = None) -> list[dict[str, Any]]:
@@ -105,9 +110,11 @@ class Merger:
             events.extend(self._judge(window))
             return self._state()
 
-        assembler.close_ready(now, judge)
-        if offset is not None:  # written last: a recovery that has it has the message's every change
-            self.store[f"merged:{partition}"] = offset
+        closed = assembler.close_ready(now, judge)
+        if partition is not None and offset is not None:
+            self.merged[partition] = offset
+            if closed or not isinstance(message, Progress):  # written last: a recovery that has it has the rest
+                self.store[f"merged:{partition}"] = offset
         return events
 
     def status(self) -> dict[str, Any]:
