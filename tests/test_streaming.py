@@ -195,12 +195,12 @@ def test_a_recovery_reads_every_change_the_merger_made(stack: Stack, profile_pat
     ends: list[dict[int, int]] = []
 
     def settled() -> bool:  # the changelog's last offsets read the same twice: nothing more is coming
-        changelog = asyncio.run(read_changelog(stack.bootstrap, topic))
+        changelog = asyncio.run(read_log(stack.bootstrap, topic))
         ends.append({partition: records[-1][0] for partition, (records, _) in changelog.items()})
         return len(ends) > 1 and ends[-1] == ends[-2]
 
     wait_for(settled, 30, "the changelog to settle")
-    changelog = asyncio.run(read_changelog(stack.bootstrap, topic))
+    changelog = asyncio.run(read_log(stack.bootstrap, topic))
     assert sum(len(records) for records, _ in changelog.values()) > 20
     for records, reported in changelog.values():
         unrecovered = [key for offset, key in records if offset >= reported]
@@ -460,7 +460,7 @@ async def commit_to_end(bootstrap: str, group: str, topic: str) -> None:
     """Commits a Faust group's offsets at the end of every partition of `topic`, as a member of the
     group while no other is (the broker takes commits from members only, of the group's protocol)."""
     ends = {TopicPartition(topic, partition): records[-1][0] + 1
-            for partition, (records, _) in (await read_changelog(bootstrap, topic)).items()}
+            for partition, (records, _) in (await read_log(bootstrap, topic)).items()}
 
     class FaustProtocol(RangePartitionAssignor):
         name = "faust"
@@ -482,7 +482,7 @@ async def until(check: Callable[[], bool], timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def read_changelog(bootstrap: str, topic: str) -> dict[int, tuple[list[tuple[int, bytes]], int]]:
+async def read_log(bootstrap: str, topic: str) -> dict[int, tuple[list[tuple[int, bytes]], int]]:
     """Per partition that has records: the (offset, key) of each, and the end offset the broker reports."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
